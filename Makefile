@@ -1,0 +1,32 @@
+# Set-up and the two main commands. `make test` and `make bench` create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# A fresh kernel cache per run: cache=True does not notice changes in helpers imported from other files.
+TEST_CACHE := $(CURDIR)/.numba_cache/test
+
+.PHONY: venv test test-fast bench verify clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	# PyTorch is an optional peer for benchmarks only; a local CPU build is taken when present.
+	-$(PY) -m pip install -q 'torch==2.13.0' 2>/dev/null || echo "torch not installed: benchmarks run without it"
+	touch $(STAMP)
+
+test: venv
+	rm -rf $(TEST_CACHE)
+	NUMBA_CACHE_DIR=$(TEST_CACHE) $(PY) -m pytest -q
+
+bench: venv
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m bench
+
+verify: venv
+	$(PY) -m bench verify
+
+clean:
+	rm -rf $(VENV) .numba_cache .pytest_cache

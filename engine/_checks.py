@@ -1,0 +1,109 @@
+"""Argument checks shared by every op. Each raises TypeError/ValueError naming the argument.
+
+They accept Tensors or raw arrays (anything with .shape and .dtype), and run before any kernel.
+"""
+import numbers
+
+import numpy as np
+
+from .backend import FLOAT_DTYPES, device_of
+
+
+def _arr(t):
+    return getattr(t, "data", t) if hasattr(t, "_ctx") else t
+
+
+def check_tensor(name, t):
+    from .tensor import Tensor
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name}: expected a Tensor, got {type(t).__name__}")
+    return t
+
+
+def check_float(name, t):
+    """A floating-point tensor of a supported dtype (float32 or float64)."""
+    if np.dtype(t.dtype) not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: unsupported dtype {np.dtype(t.dtype)}; expected float32 or float64")
+    return t
+
+
+def check_int(name, t):
+    """An integer tensor (class labels, indices, lengths)."""
+    if np.dtype(t.dtype).kind not in "iu":
+        raise TypeError(f"{name}: expected an integer dtype, got {np.dtype(t.dtype)}")
+    return t
+
+
+def check_ndim(name, t, *ndims):
+    if t.ndim not in ndims:
+        want = " or ".join(str(n) for n in ndims)
+        raise ValueError(f"{name}: expected {want} dims, got {t.ndim} (shape {tuple(t.shape)})")
+    return t
+
+
+def check_same_dtype(**named):
+    items = [(k, v) for k, v in named.items() if v is not None]
+    k0, v0 = items[0]
+    for k, v in items[1:]:
+        if np.dtype(v.dtype) != np.dtype(v0.dtype):
+            raise TypeError(f"{k}: dtype {np.dtype(v.dtype)} does not match {k0}'s dtype {np.dtype(v0.dtype)}")
+
+
+def check_same_device(**named):
+    items = [(k, device_of(_arr(v))) for k, v in named.items() if v is not None]
+    k0, d0 = items[0]
+    for k, d in items[1:]:
+        if d != d0:
+            raise RuntimeError(f"{k} is on device '{d}' but {k0} is on '{d0}': move them to one device first")
+
+
+def check_float_inputs(**named):
+    """The usual preamble of an op: every named tensor (None skipped) is a float tensor of one dtype, on one device."""
+    present = {k: v for k, v in named.items() if v is not None}
+    for k, v in present.items():
+        check_tensor(k, v)
+        check_float(k, v)
+    check_same_dtype(**present)
+    check_same_device(**present)
+
+
+def as_pair(name, v, *, minimum=None):
+    """An int or a pair of ints, as a tuple of two ints, each at least `minimum`."""
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        v = (int(v), int(v))
+    elif (isinstance(v, (tuple, list)) and len(v) == 2
+          and all(isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in v)):
+        v = (int(v[0]), int(v[1]))
+    else:
+        raise TypeError(f"{name}: expected an int or a pair of ints, got {v!r}")
+    if minimum is not None and min(v) < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}, got {v}")
+    return v
+
+
+def check_positive_int(name, v, minimum=1):
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+        raise TypeError(f"{name}: expected an int, got {v!r}")
+    if v < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}, got {v}")
+    return int(v)
+
+
+def check_probability(name, p):
+    if not isinstance(p, numbers.Real) or not (0.0 <= p <= 1.0):
+        raise ValueError(f"{name}: expected a probability in [0, 1], got {p!r}")
+    return float(p)
+
+
+def check_reduction(reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
+
+
+def normalize_dim(name, dim, ndim):
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
+        raise TypeError(f"{name}: expected an int, got {dim!r}")
+    if not -ndim <= dim < max(ndim, 1):
+        raise ValueError(f"{name}: {dim} is out of range for a tensor of {ndim} dims")
+    return int(dim) % max(ndim, 1)

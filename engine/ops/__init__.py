@@ -1,0 +1,1 @@
+"""Each module pairs ops' forward with a hand-written backward (engine.autograd.Function) and checks arguments."""

@@ -1,0 +1,2 @@
+"""Engine ops of the activation family."""
+__all__ = []

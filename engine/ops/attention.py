@@ -1,0 +1,2 @@
+"""Engine ops of the attention family."""
+__all__ = []

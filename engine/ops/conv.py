@@ -1,0 +1,2 @@
+"""Engine ops of the conv family."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Engine ops of the embedding family."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Engine ops of the linear family."""
+__all__ = []

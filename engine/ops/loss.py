@@ -1,0 +1,2 @@
+"""Engine ops of the loss family."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Engine ops of the norm family."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Engine ops of the pool family."""
+__all__ = []

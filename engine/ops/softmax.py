@@ -1,0 +1,2 @@
+"""Engine ops of the softmax family."""
+__all__ = []

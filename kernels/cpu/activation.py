@@ -1,0 +1,2 @@
+"""Numba CPU kernels for the activation family."""
+__all__ = []

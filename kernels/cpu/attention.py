@@ -1,0 +1,2 @@
+"""Numba CPU kernels for the attention family."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Numba CPU kernels for the conv family."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Numba CPU kernels for the embedding family."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Numba CPU kernels for the loss family."""
+__all__ = []

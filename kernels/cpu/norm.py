@@ -1,0 +1,2 @@
+"""Numba CPU kernels for the norm family."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Numba CPU kernels for the optim family."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Numba CPU kernels for the pool family."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Numba CPU kernels for the softmax family."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""float64 NumPy reference (forward and backward) for the norm family."""
+__all__ = []

@@ -1,0 +1,74 @@
+"""Shared test fixtures: dtype tolerances, non-contiguous copies, directional finite differences."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Tolerances for a kernel against the float64 reference, per dtype. float32 reductions over long rows
+# lose a few ulps each; tests scale atol by the magnitude of the reference where values are large.
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}
+
+DTYPES = [np.float32, np.float64]
+
+
+def tol(dtype, scale=1.0):
+    t = TOL[np.dtype(dtype).type]
+    return dict(rtol=t["rtol"] * scale, atol=t["atol"] * scale)
+
+
+def assert_close(actual, expected, dtype, scale=1.0, err_msg=""):
+    """Kernel output vs float64 reference; atol grows with the reference's magnitude (llm.c style)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape} {err_msg}"
+    t = tol(dtype, scale)
+    mag = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
+    np.testing.assert_allclose(actual, expected, rtol=t["rtol"], atol=t["atol"] * mag, err_msg=err_msg)
+
+
+def noncontig(a):
+    """The same values as `a` in a non-contiguous view (every other element of a larger buffer)."""
+    a = np.asarray(a)
+    buf = np.empty(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype) if a.ndim else np.empty(2, a.dtype)
+    view = buf[..., ::2] if a.ndim else buf[:1].reshape(())
+    view[...] = a
+    assert a.ndim == 0 or not view.flags.c_contiguous or a.shape[-1] <= 1
+    return view
+
+
+def directional_fd(f, inputs, direction=None, eps=1e-6, seed=0):
+    """Central difference of scalar f(*inputs) along one random direction, in float64.
+
+    Returns (fd, directions): compare fd with sum_i <grad_i, direction_i> from an analytic backward.
+    """
+    rng = np.random.default_rng(seed)
+    inputs = [np.asarray(x, dtype=np.float64) for x in inputs]
+    dirs = direction or [rng.standard_normal(x.shape) for x in inputs]
+    plus = f(*[x + eps * d for x, d in zip(inputs, dirs)])
+    minus = f(*[x - eps * d for x, d in zip(inputs, dirs)])
+    return (plus - minus) / (2 * eps), dirs
+
+
+def check_backward_fd(forward, backward, inputs, seed=0, rtol=1e-5, eps=1e-6):
+    """Check a float64 reference backward against directional finite differences.
+
+    forward(*inputs) -> y ; backward(dout, *inputs) -> tuple of grads (one per input).
+    The scalar is <y, dout> for a fixed random dout.
+    """
+    rng = np.random.default_rng(seed + 1)
+    y0 = np.asarray(forward(*inputs))
+    dout = rng.standard_normal(y0.shape)
+    grads = backward(dout, *inputs)
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    fd, dirs = directional_fd(lambda *xs: float(np.sum(np.asarray(forward(*xs)) * dout)), inputs, eps=eps, seed=seed)
+    analytic = sum(float(np.sum(g * d)) for g, d in zip(grads, dirs))
+    assert abs(fd - analytic) <= rtol * max(1.0, abs(fd)), f"finite difference {fd} vs analytic {analytic}"
+
+
+@pytest.fixture(params=DTYPES, ids=["f32", "f64"])
+def dtype(request):
+    return request.param
