@@ -1,2 +1,74 @@
-"""Engine ops of the activation family."""
-__all__ = []
+"""Activations and dropout: forward on the backend's kernel, backward from the saved output (or mask)."""
+import numbers
+
+from .._checks import check_float_inputs, check_probability
+from ..autograd import Function
+from ..backend import array_module, kernels_for
+from ..tensor import Tensor, default_generator
+
+__all__ = ["relu", "sigmoid", "tanh", "dropout"]
+
+
+def _pointwise(name):
+    """A Function whose forward is `<name>_fwd(x) -> y` and backward `<name>_bwd(dout, y) -> dx`."""
+    fwd, bwd = f"{name}_fwd", f"{name}_bwd"
+
+    class Op(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.y = getattr(kernels_for(x), fwd)(x)
+            return ctx.y
+
+        @staticmethod
+        def backward(ctx, dout):
+            return getattr(kernels_for(dout), bwd)(dout, ctx.y)
+
+    Op.__name__ = Op.__qualname__ = name.capitalize()
+    return Op
+
+
+Relu, Sigmoid, Tanh = _pointwise("relu"), _pointwise("sigmoid"), _pointwise("tanh")
+
+
+def relu(input):
+    """max(x, 0). The gradient at exactly 0 is 0, as in PyTorch."""
+    check_float_inputs(input=input)
+    return Relu.apply(input)
+
+
+def sigmoid(input):
+    """1 / (1 + exp(-x)), evaluated without overflow for any x."""
+    check_float_inputs(input=input)
+    return Sigmoid.apply(input)
+
+
+def tanh(input):
+    check_float_inputs(input=input)
+    return Tanh.apply(input)
+
+
+class Dropout(Function):
+    @staticmethod
+    def forward(ctx, x, p, generator):
+        u = array_module(x).asarray(generator.random(x.shape, dtype=x.dtype))
+        y, ctx.mask = kernels_for(x).dropout_fwd(x, u, p)
+        ctx.p = p
+        return y
+
+    @staticmethod
+    def backward(ctx, dout):
+        return kernels_for(dout).dropout_bwd(dout, ctx.mask, ctx.p)
+
+
+def dropout(input, p=0.5, training=True, generator=None):
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
+
+    Off (identity) when `training` is False or p == 0. Draws come from `generator` (a NumPy Generator)
+    or the engine's global one (`engine.manual_seed`); backward reuses the forward's mask."""
+    check_float_inputs(input=input)
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"p: expected a float, got {p!r}")
+    check_probability("p", p)
+    if not training or p == 0:
+        return input
+    return Dropout.apply(input, float(p), generator or default_generator())

@@ -1,2 +1,41 @@
-"""Engine ops of the embedding family."""
-__all__ = []
+"""Embedding lookup; backward scatters dout into the rows that were looked up."""
+import numbers
+
+import numpy as np
+
+from .._checks import check_float_inputs, check_int, check_ndim, check_same_device, check_tensor
+from ..autograd import Function
+from ..backend import kernels_for
+
+__all__ = ["embedding"]
+
+
+class Embedding(Function):
+    @staticmethod
+    def forward(ctx, idx, w, padding_idx):
+        ctx.idx, ctx.num, ctx.padding_idx = idx, w.shape[0], padding_idx
+        return kernels_for(w).embedding_fwd(idx, w)
+
+    @staticmethod
+    def backward(ctx, dout):
+        return None, kernels_for(dout).embedding_bwd(dout, ctx.idx, ctx.num, ctx.padding_idx), None
+
+
+def embedding(input, weight, padding_idx=None):
+    """Rows of `weight` (num_embeddings, dim) named by the integer tensor `input` -> input.shape + (dim,).
+    `padding_idx`'s row receives no gradient."""
+    check_tensor("input", input)
+    check_int("input", input)
+    check_float_inputs(weight=weight)
+    check_ndim("weight", weight, 2)
+    check_same_device(input=input, weight=weight)
+    num = weight.shape[0]
+    if padding_idx is not None:
+        if not isinstance(padding_idx, numbers.Integral) or not -num <= padding_idx < num:
+            raise ValueError(f"padding_idx: must be an int in [-{num}, {num}), got {padding_idx!r}")
+        padding_idx = int(padding_idx) % num
+    if input.data.size:
+        lo, hi = int(input.data.min()), int(input.data.max())
+        if lo < 0 or hi >= num:
+            raise ValueError(f"input: index {lo if lo < 0 else hi} is out of range for an embedding of {num} rows")
+    return Embedding.apply(input, weight, -1 if padding_idx is None else padding_idx)

@@ -7,4 +7,5 @@ from .loss import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
 from .activation import *  # noqa: F401,F403
 from .embedding import *  # noqa: F401,F403
+from .linear import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403

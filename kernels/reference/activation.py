@@ -1,2 +1,42 @@
-"""float64 NumPy reference (forward and backward) for the activation family."""
-__all__ = []
+"""float64 NumPy references: relu, sigmoid, tanh, dropout (forward and backward)."""
+import numpy as np
+
+__all__ = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "tanh_fwd", "tanh_bwd", "dropout_fwd", "dropout_bwd"]
+
+
+def relu_fwd(x):
+    return np.maximum(x, 0)
+
+
+def relu_bwd(dout, y):
+    """y is relu's output: the gradient passes where the output is positive."""
+    return dout * (y > 0)
+
+
+def sigmoid_fwd(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))      # stable for any x
+
+
+def sigmoid_bwd(dout, y):
+    return dout * y * (1.0 - y)
+
+
+def tanh_fwd(x):
+    return np.tanh(x)
+
+
+def tanh_bwd(dout, y):
+    return dout * (1.0 - y * y)
+
+
+def dropout_fwd(x, u, p):
+    """Inverted dropout: keep where the uniform draw u >= p, scale kept values by 1/(1-p).
+    Returns (y, mask); mask (bool) is saved for backward."""
+    mask = u >= p
+    scale = 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
+    return x * mask * scale, mask
+
+
+def dropout_bwd(dout, mask, p):
+    scale = 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
+    return dout * mask * scale

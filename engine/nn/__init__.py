@@ -1,0 +1,4 @@
+"""Layers and their bookkeeping, PyTorch's names: `from engine import nn`."""
+from . import init, utils  # noqa: F401
+from .layers import *  # noqa: F401,F403
+from .module import Module, Parameter  # noqa: F401

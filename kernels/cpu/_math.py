@@ -1,0 +1,95 @@
+"""Scalar math that LLVM can vectorize, for use inside @njit kernels.
+
+`vexp(x)`: exp made of arithmetic, so loops that call it vectorize (np.exp does not: the llvmlite wheels
+ship no vector math library). Range reduction exp(x) = 2^k * exp(r), |r| <= ln2/2, a Taylor polynomial
+for exp(r) (degree 6 in float32, degree 11 in float64), and 2^k built from the exponent bits.
+Relative error: about 2e-7 (float32), 1e-15 (float64) against np.exp. exp(-inf) = 0, exp(+inf) = inf,
+exp(nan) = nan: masks written as -inf keep working. Results below about 1e-38 (float32) or 3e-308
+(float64) flush to zero: no denormals.
+"""
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+LOG2E = 1.4426950408889634
+LN2_HI = 0.693145751953125            # ln2 split so k*LN2_HI is exact for |k| < 2^11
+LN2_LO = 1.42860682030941723212e-6
+
+
+@intrinsic
+def _bits_to_f32(typingctx, v):
+    """Reinterpret the low 32 bits of an int64 as a float32."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.trunc(args[0], ir.IntType(32)), ir.FloatType())
+    return types.float32(types.int64), codegen
+
+
+@intrinsic
+def _bits_to_f64(typingctx, v):
+    """Reinterpret an int64 as a float64."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+def vexp(x):
+    """exp(x), vectorizable; float32 or float64 (see module docstring)."""
+    return np.exp(x)
+
+
+@overload(vexp, inline="always")
+def _vexp_impl(x):
+    if x == types.float32:
+        def impl(x):
+            xc = min(max(x, np.float32(-87.0)), np.float32(88.7228))
+            kf = np.floor(xc * np.float32(LOG2E) + np.float32(0.5))
+            r = xc - kf * np.float32(LN2_HI) - kf * np.float32(LN2_LO)
+            p = np.float32(1.0 / 720)
+            p = p * r + np.float32(1.0 / 120)
+            p = p * r + np.float32(1.0 / 24)
+            p = p * r + np.float32(1.0 / 6)
+            p = p * r + np.float32(0.5)
+            p = p * r + np.float32(1.0)
+            p = p * r + np.float32(1.0)
+            y = p * _bits_to_f32((np.int64(kf) + 126) << 23) * np.float32(2.0)
+            y = np.float32(0.0) if x < np.float32(-87.0) else y       # selects, not branches: the loop vectorizes
+            y = np.float32(np.inf) if x > np.float32(88.7228) else y
+            return x if x != x else y
+        return impl
+    if x == types.float64:
+        def impl(x):
+            xc = min(max(x, -708.0), 709.78)
+            kf = np.floor(xc * LOG2E + 0.5)
+            r = xc - kf * LN2_HI - kf * LN2_LO
+            p = 1.0 / 39916800
+            p = p * r + 1.0 / 3628800
+            p = p * r + 1.0 / 362880
+            p = p * r + 1.0 / 40320
+            p = p * r + 1.0 / 5040
+            p = p * r + 1.0 / 720
+            p = p * r + 1.0 / 120
+            p = p * r + 1.0 / 24
+            p = p * r + 1.0 / 6
+            p = p * r + 0.5
+            p = p * r + 1.0
+            p = p * r + 1.0
+            y = p * _bits_to_f64((np.int64(kf) + 1022) << 52) * 2.0
+            y = 0.0 if x < -708.0 else y
+            y = np.inf if x > 709.78 else y
+            return x if x != x else y
+        return impl
+
+
+@njit(cache=True)
+def _vexp_array(x, out):
+    for i in range(x.size):
+        out[i] = vexp(x[i])
+
+
+def vexp_array(x):
+    """Apply vexp elementwise to a 1-D array (for tests of the scalar routine)."""
+    x = np.ascontiguousarray(x).ravel()
+    out = np.empty_like(x)
+    _vexp_array(x, out)
+    return out

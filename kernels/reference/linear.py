@@ -1,0 +1,19 @@
+"""float64 NumPy references: linear layer y = x W^T + b."""
+import numpy as np
+
+__all__ = ["linear_fwd", "linear_bwd"]
+
+
+def linear_fwd(x, w, b):
+    """x (..., in), w (out, in), b (out,) or None -> (..., out)."""
+    y = x @ w.T
+    return y + b if b is not None else y
+
+
+def linear_bwd(dout, x, w, need_dx=True, need_dw=True, need_db=True):
+    x2 = x.reshape(-1, x.shape[-1])
+    d2 = dout.reshape(-1, dout.shape[-1])
+    dx = (d2 @ w).reshape(x.shape) if need_dx else None
+    dw = d2.T @ x2 if need_dw else None
+    db = d2.sum(axis=0) if need_db else None
+    return dx, dw, db
