@@ -1,0 +1,112 @@
+"""relu, sigmoid, tanh, dropout: references against finite differences, CPU kernels against references,
+engine ops against the tape and PyTorch; plus the vectorizable exp the kernels use."""
+import numba
+import numpy as np
+import pytest
+
+import engine
+import engine.functional as F
+import kernels.cpu as cpu
+import kernels.reference as ref
+from conftest import assert_close, check_backward_fd, check_engine_grad, noncontig
+from kernels.cpu._math import vexp_array
+
+rng = np.random.default_rng(0)
+
+
+def off_kink(shape):
+    x = rng.standard_normal(shape)
+    return np.where(np.abs(x) < 0.05, 0.5, x)          # keep finite differences off relu's kink
+
+
+@pytest.mark.parametrize("op", ["relu", "sigmoid", "tanh"])
+def test_reference_backward_matches_finite_differences(op):
+    fwd, bwd = getattr(ref, f"{op}_fwd"), getattr(ref, f"{op}_bwd")
+    check_backward_fd(fwd, lambda dout, x: bwd(dout, fwd(x)), [off_kink((7, 5))])
+
+
+@pytest.mark.parametrize("op", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("shape", [(1,), (7, 5), (3, 4, 33), (70000,)])
+def test_cpu_kernels_match_reference(op, shape, dtype):
+    x = (off_kink(shape) * 4).astype(dtype)
+    y = getattr(cpu, f"{op}_fwd")(x)
+    assert y.dtype == dtype
+    assert_close(y, getattr(ref, f"{op}_fwd")(x.astype(np.float64)), dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    dx = getattr(cpu, f"{op}_bwd")(dout, y)
+    assert_close(dx, getattr(ref, f"{op}_bwd")(dout.astype(np.float64), y.astype(np.float64)), dtype)
+    assert_close(getattr(cpu, f"{op}_fwd")(noncontig(x)), y, dtype)
+
+
+def test_sigmoid_is_finite_for_huge_inputs(dtype):
+    x = np.array([-1e4, -100, -30, 0, 30, 100, 1e4], dtype=dtype)
+    y = cpu.sigmoid_fwd(x)
+    assert np.all(np.isfinite(y))
+    assert_close(y, ref.sigmoid_fwd(x.astype(np.float64)), dtype)
+
+
+def test_dropout_kernel_matches_reference_and_scales(dtype):
+    x = rng.standard_normal((64, 33)).astype(dtype)
+    u = rng.random(x.shape).astype(dtype)
+    y, mask = cpu.dropout_fwd(x, u, 0.3)
+    ry, rmask = ref.dropout_fwd(x.astype(np.float64), u, 0.3)
+    np.testing.assert_array_equal(mask, rmask)
+    assert_close(y, ry, dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    assert_close(cpu.dropout_bwd(dout, mask, 0.3), ref.dropout_bwd(dout.astype(np.float64), rmask, 0.3), dtype)
+
+
+def test_dropout_engine_semantics():
+    x = engine.tensor(np.ones((200, 200)), requires_grad=True)
+    engine.manual_seed(1)
+    y = F.dropout(x, 0.25)
+    kept = y.numpy() != 0
+    assert abs(kept.mean() - 0.75) < 0.01                               # keep rate 1 - p
+    np.testing.assert_allclose(y.numpy()[kept], 1 / 0.75, rtol=1e-6)    # inverted scaling
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy() != 0, kept)            # backward reuses the mask
+    engine.manual_seed(1)
+    np.testing.assert_array_equal(F.dropout(x, 0.25).numpy(), y.numpy())    # seedable
+    assert F.dropout(x, 0.25, training=False) is x
+    assert np.all(F.dropout(x, 1.0).numpy() == 0)
+    with pytest.raises(ValueError, match="p"):
+        F.dropout(x, 1.5)
+
+
+@pytest.mark.parametrize("fn", [F.relu, F.sigmoid, F.tanh])
+def test_engine_ops_against_tape_and_torch(fn):
+    x = off_kink((6, 9))
+    check_engine_grad(fn, [x])
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(x, requires_grad=True)
+    getattr(torch, fn.__name__)(t).sum().backward()
+    e = engine.tensor(x, dtype=np.float64, requires_grad=True)
+    fn(e).sum().backward()
+    np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_bad_input():
+    with pytest.raises(TypeError, match="input"):
+        F.relu(engine.tensor([1, 2]))
+    with pytest.raises(TypeError, match="input"):
+        F.sigmoid(np.ones(3))
+
+
+def test_parallel_matches_serial_and_repeats_bitwise():
+    x = rng.standard_normal(100000).astype(np.float32)
+    a = cpu.sigmoid_fwd(x)
+    numba.set_num_threads(1)
+    try:
+        b = cpu.sigmoid_fwd(x)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, cpu.sigmoid_fwd(x))
+
+
+@pytest.mark.parametrize("dt,rtol", [(np.float32, 4e-7), (np.float64, 2e-14)])
+def test_vexp_accuracy_and_special_values(dt, rtol):
+    x = np.linspace(-80 if dt == np.float32 else -700, 88 if dt == np.float32 else 709, 100001).astype(dt)
+    np.testing.assert_allclose(vexp_array(x), np.exp(x.astype(np.float64)), rtol=rtol)
+    special = vexp_array(np.array([-np.inf, np.inf, np.nan, 0.0, -1e30], dtype=dt))
+    assert special[0] == 0 and special[1] == np.inf and np.isnan(special[2]) and special[3] == 1 and special[4] == 0
