@@ -1,0 +1,63 @@
+"""Data that ships with the engine (nothing is downloaded) and a minimal minibatch loader.
+
+- `load_digits()`: the UCI optical-recognition handwritten digits (8x8, 1,797 images, values 0..16), the
+  same data scikit-learn bundles (CC BY 4.0, Alpaydin & Kaynak).
+- `load_time_machine()`: H. G. Wells, *The Time Machine* (public domain), the D2L language-model corpus.
+"""
+import os
+
+import numpy as np
+
+from ..tensor import Tensor, default_generator
+
+__all__ = ["load_digits", "load_time_machine", "train_test_split", "DataLoader"]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load_digits():
+    """(images, labels): images float32 (1797, 1, 8, 8) scaled to [0, 1], labels int64 (1797,)."""
+    with np.load(os.path.join(_HERE, "digits.npz")) as d:
+        return (d["images"].astype(np.float32) / 16.0)[:, None], d["target"].astype(np.int64)
+
+
+def load_time_machine():
+    """The raw text of The Time Machine."""
+    with open(os.path.join(_HERE, "timemachine.txt"), encoding="utf-8") as f:
+        return f.read()
+
+
+def train_test_split(*arrays, test_fraction=0.2, seed=0):
+    """Shuffle with a fixed seed and split each array the same way: returns train0, test0, train1, test1, ..."""
+    n = len(arrays[0])
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(n * test_fraction))
+    out = []
+    for a in arrays:
+        out += [a[perm[n_test:]], a[perm[:n_test]]]
+    return out
+
+
+class DataLoader:
+    """Minibatches of aligned arrays as Tensors: `for x, y in DataLoader((X, Y), batch_size=64, shuffle=True)`."""
+
+    def __init__(self, arrays, batch_size=1, shuffle=False, drop_last=False, generator=None):
+        self.arrays = [a.data if isinstance(a, Tensor) else np.asarray(a) for a in arrays]
+        n = len(self.arrays[0])
+        for i, a in enumerate(self.arrays):
+            if len(a) != n:
+                raise ValueError(f"arrays[{i}]: has {len(a)} rows, arrays[0] has {n}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
+        self.batch_size, self.shuffle, self.drop_last, self.generator = batch_size, shuffle, drop_last, generator
+
+    def __len__(self):
+        n = len(self.arrays[0])
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.arrays[0])
+        order = (self.generator or default_generator()).permutation(n) if self.shuffle else np.arange(n)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield tuple(Tensor(a[idx]) for a in self.arrays)

@@ -1,0 +1,72 @@
+"""End to end: a LeNet-style network (conv, pool, conv, pool, linear) learns the bundled digits."""
+import time
+
+import numpy as np
+
+import engine
+import engine.functional as F
+from engine import nn, optim
+from engine.datasets import DataLoader, load_digits, train_test_split
+
+
+def lenet():
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),       # 6 x 4 x 4
+        nn.Conv2d(6, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),      # 16 x 2 x 2
+        nn.Flatten(), nn.Linear(16 * 2 * 2, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def accuracy(model, x, y):
+    model.eval()
+    with engine.no_grad():
+        pred = model(engine.tensor(x)).numpy().argmax(axis=1)
+    model.train()
+    return float((pred == y).mean())
+
+
+def test_lenet_learns_digits_with_sgd_and_weight_decay():
+    start = time.perf_counter()
+    engine.manual_seed(0)
+    images, labels = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(images, labels, test_fraction=0.2, seed=0)
+    model = lenet()
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    first_loss = None
+    for epoch in range(15):
+        for x, y in DataLoader((x_train, y_train), batch_size=32, shuffle=True):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            first_loss = first_loss if first_loss is not None else loss.item()
+    acc = accuracy(model, x_test, y_test)
+    assert first_loss > 2.0                     # an untrained 10-way classifier starts near ln 10
+    assert acc >= 0.95, f"test accuracy {acc:.3f}"
+    assert time.perf_counter() - start < 60
+
+
+def test_batch_norm_resnet_block_trains_a_few_steps():
+    engine.manual_seed(0)
+    images, labels = load_digits()
+    x, y = engine.tensor(images[:128]), engine.tensor(labels[:128])
+
+    class Residual(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)
+            self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            return F.relu(x + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), Residual(8),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    opt = optim.AdamW(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(30):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.isfinite(losses).all() and losses[-1] < 0.6 * losses[0]
