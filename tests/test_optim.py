@@ -22,7 +22,7 @@ def test_sgd_weight_decay_without_momentum_is_the_books_formula(dtype):
 @pytest.mark.parametrize("momentum,dampening,nesterov,wd", [(0.0, 0.0, False, 0.0), (0.9, 0.0, False, 1e-4),
                                                             (0.9, 0.1, False, 0.0), (0.8, 0.0, True, 1e-2)])
 def test_sgd_kernel_matches_reference_over_steps(momentum, dampening, nesterov, wd, dtype):
-    p_k = rng.standard_normal(40000).astype(dtype)
+    p_k = rng.standard_normal(70000).astype(dtype)
     p_r = p_k.astype(np.float64)
     b_k, b_r = np.empty_like(p_k), np.empty_like(p_r)
     for step in range(3):
@@ -33,7 +33,7 @@ def test_sgd_kernel_matches_reference_over_steps(momentum, dampening, nesterov, 
 
 
 def test_adamw_kernel_matches_reference_over_steps(dtype):
-    p_k = rng.standard_normal(40000).astype(dtype)
+    p_k = rng.standard_normal(70000).astype(dtype)
     p_r = p_k.astype(np.float64)
     m_k, v_k, m_r, v_r = (np.zeros_like(p_k), np.zeros_like(p_k), np.zeros_like(p_r), np.zeros_like(p_r))
     for step in range(1, 4):

@@ -1,40 +1,55 @@
 """Numba CPU kernels: fused optimizer updates, one pass over each parameter, in place.
 
-Same names and signatures as kernels.reference.optim. prange over chunks of the flat parameter; the
-scalar hyper-parameters are folded into a few constants before the loop.
+Same names and signatures as kernels.reference.optim. A serial loop over [lo, hi) plus a driver that
+runs it over prange'd chunks of the flat parameter (small parameters stay in the calling thread, see
+_parallel.py); the scalar hyper-parameters are packed in one array `h`.
 """
 import numpy as np
 from numba import njit, prange
 
+from ._parallel import CHUNK, run_chunked
+
 __all__ = ["sgd_step", "adamw_step"]
 
-CHUNK = 1 << 14
+
+@njit(cache=True)
+def _sgd(p, g, buf, h, lo, hi):
+    """h = (lr, momentum, dampening, nesterov, weight_decay, first)."""
+    lr, momentum, dampening, nesterov, wd, first = h[0], h[1], h[2], h[3] != 0, h[4], h[5] != 0
+    for i in range(lo, hi):
+        d = g[i] + wd * p[i]
+        if momentum != 0:
+            b = d if first else momentum * buf[i] + (1 - dampening) * d
+            buf[i] = b
+            d = d + momentum * b if nesterov else b
+        p[i] = p[i] - lr * d
 
 
 @njit(parallel=True, cache=True)
-def _sgd(p, g, buf, lr, momentum, dampening, nesterov, wd, first):
+def _sgd_par(p, g, buf, h):
     n = p.size
     for c in prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            d = g[i] + wd * p[i]
-            if momentum != 0:
-                b = d if first else momentum * buf[i] + (1 - dampening) * d
-                buf[i] = b
-                d = d + momentum * b if nesterov else b
-            p[i] = p[i] - lr * d
+        _sgd(p, g, buf, h, c * CHUNK, min(n, (c + 1) * CHUNK))
+
+
+@njit(cache=True)
+def _adamw(p, g, m, v, h, lo, hi):
+    """h = (lr, beta1, beta2, eps, decay = 1 - lr*wd, bias correction 1 - beta1^t, 1 - beta2^t)."""
+    lr, beta1, beta2, eps, decay, c1, c2 = h[0], h[1], h[2], h[3], h[4], h[5], h[6]
+    for i in range(lo, hi):
+        gi = g[i]
+        mi = beta1 * m[i] + (1 - beta1) * gi
+        vi = beta2 * v[i] + (1 - beta2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] = p[i] * decay - lr * (mi / c1) / (np.sqrt(vi / c2) + eps)
 
 
 @njit(parallel=True, cache=True)
-def _adamw(p, g, m, v, lr, beta1, beta2, eps, decay, c1, c2):
+def _adamw_par(p, g, m, v, h):
     n = p.size
     for c in prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            gi = g[i]
-            mi = beta1 * m[i] + (1 - beta1) * gi
-            vi = beta2 * v[i] + (1 - beta2) * gi * gi
-            m[i] = mi
-            v[i] = vi
-            p[i] = p[i] * decay - lr * (mi / c1) / (np.sqrt(vi / c2) + eps)
+        _adamw(p, g, m, v, h, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
 def _flat(a, name):
@@ -44,14 +59,14 @@ def _flat(a, name):
 
 
 def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first):
-    t = param.dtype.type
     p = _flat(param, "param")
     b = _flat(buf, "buf") if buf is not None else p[:0]
-    _sgd(p, np.ascontiguousarray(grad).reshape(-1), b, t(lr), t(momentum), t(dampening), bool(nesterov),
-         t(weight_decay), bool(first))
+    h = np.array([lr, momentum, dampening, nesterov, weight_decay, first], dtype=param.dtype)
+    run_chunked(_sgd, _sgd_par, p.size, p, np.ascontiguousarray(grad).reshape(-1), b, h)
 
 
 def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
-    t = param.dtype.type
-    _adamw(_flat(param, "param"), np.ascontiguousarray(grad).reshape(-1), _flat(m, "m"), _flat(v, "v"), t(lr),
-           t(beta1), t(beta2), t(eps), t(1 - lr * weight_decay), t(1 - beta1 ** step), t(1 - beta2 ** step))
+    p = _flat(param, "param")
+    h = np.array([lr, beta1, beta2, eps, 1 - lr * weight_decay, 1 - beta1 ** step, 1 - beta2 ** step],
+                 dtype=param.dtype)
+    run_chunked(_adamw, _adamw_par, p.size, p, np.ascontiguousarray(grad).reshape(-1), _flat(m, "m"), _flat(v, "v"), h)
