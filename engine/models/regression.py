@@ -81,15 +81,17 @@ def polynomial_features(x, degree):
 
 
 @experiment("polynomial", "polynomial fitting with 2, 4 and 20 features: under-fit, fit, over-fit; K-fold CV",
-            epochs=400, lr=0.01, batch_size=10, k=5)
+            epochs=1500, lr=0.01, batch_size=10, k=5, n_train=20)
 def polynomial(cfg, run):
+    """The book's cubic with noise 0.1, features x^i / i!. With 20 training points the 20-feature model has as
+    many weights as points: its training error falls below the noise while its validation error grows."""
     rng = np.random.default_rng(cfg.seed)
-    max_degree, n = 20, 100
+    max_degree, n = 20, cfg.n_train
     true_w = np.zeros(max_degree)
     true_w[:4] = [5, 1.2, -3.4, 5.6]
-    x = rng.standard_normal(2 * n)
+    x = rng.standard_normal(n + 100)
     feats = polynomial_features(x, max_degree)
-    y = (feats @ true_w + 0.1 * rng.standard_normal(2 * n)).astype(np.float32)
+    y = (feats @ true_w + 0.1 * rng.standard_normal(n + 100)).astype(np.float32)
     summary = {}
     for label, d in (("underfit_2", 2), ("fit_4", 4), ("overfit_20", max_degree)):
         F = feats[:, :d]
@@ -97,7 +99,7 @@ def polynomial(cfg, run):
                                   val=(F[n:], y[n:]), run=run, desc=label)
         run.curves[f"train_loss_{label}"] = curves["train_loss"]
         run.curves[f"val_loss_{label}"] = curves["val_loss"]
-        folds = [fit_linear(tr[0], tr[1], lr=cfg.lr, epochs=max(cfg.epochs // 4, 1), batch_size=cfg.batch_size,
+        folds = [fit_linear(tr[0], tr[1], lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
                             bias=False, val=va)[2] for tr, va in k_fold(cfg.k, F[:n], y[:n])]
         summary[f"{label}_train"] = curves["train_loss"][-1]
         summary[f"{label}_val"] = curves["val_loss"][-1]
