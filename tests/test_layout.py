@@ -1,0 +1,39 @@
+"""Project layout rules: backends mirror the reference name for name, and importing compiles nothing."""
+import importlib
+import pkgutil
+import subprocess
+import sys
+
+import kernels.cpu
+import kernels.reference
+
+FAMILY_MODULES = [m.name for m in pkgutil.iter_modules(kernels.reference.__path__)]
+
+
+def public(module):
+    return set(getattr(module, "__all__", []))
+
+
+def test_cpu_backend_mirrors_the_reference_module_for_module():
+    for fam in FAMILY_MODULES:
+        ref = importlib.import_module(f"kernels.reference.{fam}")
+        cpu = importlib.import_module(f"kernels.cpu.{fam}")
+        assert public(ref), f"kernels.reference.{fam} exports nothing"
+        assert public(cpu) == public(ref), f"{fam}: cpu {sorted(public(cpu))} vs reference {sorted(public(ref))}"
+    assert public(kernels.cpu.conv) <= set(dir(kernels.cpu))
+
+
+def test_every_kernel_name_has_a_forward_and_a_backward_or_is_an_update():
+    names = set().union(*(public(importlib.import_module(f"kernels.reference.{f}")) for f in FAMILY_MODULES))
+    for n in names:
+        if n.endswith("_fwd"):
+            assert n[:-4] + "_bwd" in names or any(m.startswith(n[:-4] + "_bwd") for m in names), n
+
+
+def test_import_compiles_nothing():
+    code = ("import time, numba.core.registry as r; t = time.perf_counter(); import engine, engine.functional, "
+            "engine.nn, engine.optim, kernels.cpu; from numba.core.dispatcher import Dispatcher; import gc; "
+            "compiled = [d for d in gc.get_objects() if isinstance(d, Dispatcher) and d.signatures]; "
+            "print(len(compiled))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0", out.stdout + out.stderr
