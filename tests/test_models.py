@@ -1,0 +1,95 @@
+"""The model zoo: each experiment learns on small data in seconds, and the runner writes its files."""
+import json
+
+import numpy as np
+import pytest
+
+import engine
+from engine import models
+from engine.models import Config, Run
+
+
+def run_experiment(name, **overrides):
+    exp = models.get(name)
+    cfg = Config(exp.defaults)
+    cfg.update(overrides)
+    cfg.update(device="cpu", seed=0)
+    engine.manual_seed(0)
+    run = Run(name, cfg, quiet=True)
+    return exp.fn(cfg, run), run
+
+
+def test_linear_regression_recovers_the_parameters():
+    summary, _ = run_experiment("linear-regression")
+    assert summary["w_error"] < 0.05 and summary["b_error"] < 0.05
+
+
+def test_polynomial_shows_under_and_over_fitting():
+    s, _ = run_experiment("polynomial", epochs=600, k=2)
+    assert s["underfit_2_train"] > 10 * s["fit_4_train"]            # too simple: high training error
+    assert s["overfit_20_train"] < s["fit_4_train"]                  # too flexible: lower training error ...
+    assert s["overfit_20_val"] > s["fit_4_val"]                      # ... but higher validation error
+
+
+def test_weight_decay_shrinks_weights_and_validation_error():
+    s, _ = run_experiment("weight-decay", epochs=40)
+    assert s["w_norm_wd3"] < s["w_norm_wd1"] < s["w_norm_wd0"]
+    assert s["val_loss_wd3"] < s["val_loss_wd0"]
+
+
+def test_softmax_regression_and_mlp_learn():
+    s, _ = run_experiment("softmax-regression", epochs=5)
+    assert s["val_acc"] > 0.85
+    s, _ = run_experiment("mlp", epochs=5)
+    assert s["val_acc"] > 0.9
+
+
+def test_dropout_narrows_the_generalization_gap():
+    s, _ = run_experiment("mlp-dropout", epochs=15)
+    assert s["dropout_gap"] < s["plain_gap"]
+
+
+def test_resnet_learns_a_little():
+    s, run = run_experiment("resnet", epochs=1)
+    assert s["val_acc"] > 0.5
+
+
+def test_nadaraya_watson_beats_the_mean_and_learns_a_width():
+    s, run = run_experiment("nadaraya-watson", epochs=30)
+    for k in ("gaussian", "boxcar", "epanechnikov", "learned"):
+        assert s[f"{k}_val_mse"] < s["mean_predictor_val_mse"]
+    assert s["learned_val_mse"] < s["gaussian_val_mse"]
+    assert "weights" in run.figures
+
+
+def test_attention_scoring_masks_and_matches_the_fused_kernel():
+    s, run = run_experiment("attention-scoring")
+    assert s["additive_masked_weight"] == 0 and s["dot_masked_weight"] == 0
+    assert s["fused_vs_explicit_max_diff"] < 1e-5
+    assert s["mha_output_shape"] == [2, 4, 8]
+
+
+def test_optimization_paths_reach_the_minimum():
+    s, run = run_experiment("optimization")
+    assert s["convex_GD_dist_to_min"] < 1e-2
+    assert set(run.figures) == {"convex", "nonconvex"}
+
+
+def test_runner_writes_json_and_pngs(tmp_path, capsys):
+    from engine.train import main
+    assert main(["optimization", "--epochs", "5", "--quiet", "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "optimization.json").read_text())
+    assert record["config"]["epochs"] == 5 and "summary" in record and record["curves"]
+    assert (tmp_path / "optimization.png").stat().st_size > 0
+    assert (tmp_path / "optimization-convex.png").stat().st_size > 0
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_runner_lists_models_and_rejects_unknown_ones(capsys):
+    from engine.train import main
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("linear-regression", "lenet", "nadaraya-watson", "optimization"):
+        assert name in out
+    with pytest.raises(SystemExit):
+        main(["no-such-model"])
