@@ -35,7 +35,7 @@ def noncontig(a):
     buf = np.empty(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype) if a.ndim else np.empty(2, a.dtype)
     view = buf[..., ::2] if a.ndim else buf[:1].reshape(())
     view[...] = a
-    assert a.ndim == 0 or not view.flags.c_contiguous or a.shape[-1] <= 1
+    assert a.ndim == 0 or a.size == 0 or not view.flags.c_contiguous or a.shape[-1] <= 1
     return view
 
 
