@@ -104,6 +104,6 @@ def check_reduction(reduction):
 def normalize_dim(name, dim, ndim):
     if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
         raise TypeError(f"{name}: expected an int, got {dim!r}")
-    if not -ndim <= dim < max(ndim, 1):
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
         raise ValueError(f"{name}: {dim} is out of range for a tensor of {ndim} dims")
     return int(dim) % max(ndim, 1)

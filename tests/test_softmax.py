@@ -1,0 +1,324 @@
+"""softmax, log_softmax, masked_softmax: reference vs finite differences, CPU kernels vs reference, engine vs torch."""
+import numba
+import numpy as np
+import pytest
+
+import engine
+import engine.functional as F
+import kernels.cpu as cpu
+import kernels.cpu.softmax as cpu_softmax
+import kernels.reference as ref
+from conftest import assert_close, check_backward_fd, noncontig
+
+SHAPES = [(1, 1), (3, 1), (4, 7), (5, 97), (3, 1029), (2, 2000)]   # length-1 rows, odd lengths, > BLOCK
+
+
+def logits(shape, kind, seed=0):
+    """Meaningful rows: 'normal', 'spiky' (a few dominant logits), 'huge' (+-1e4), 'neginf' (-inf entries
+    and, with 3+ rows, a whole -inf row)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * 2
+    if kind == "spiky":
+        idx = rng.integers(0, shape[-1], size=(shape[0], 2))
+        for r in range(shape[0]):
+            x[r, idx[r]] += rng.uniform(8, 15, size=2)
+    elif kind == "huge":
+        x = x * 5e3
+        x[:, 0] = 1e4
+        x[-1, -1] = -1e4
+    elif kind == "neginf":
+        x[rng.random(shape) < 0.3] = -np.inf
+        x[0, 0] = 1.0                          # row 0 keeps a finite entry
+        if shape[0] >= 3:
+            x[1] = -np.inf
+    return x
+
+
+def assert_close_inf(actual, expected, dtype, **kw):
+    """assert_close on the finite entries, and the same -inf pattern."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    np.testing.assert_array_equal(np.isneginf(actual), np.isneginf(expected))
+    fin = np.isfinite(expected)
+    assert np.isfinite(actual[fin]).all()
+    assert_close(actual[fin], expected[fin], dtype, **kw)
+
+
+# ---- (1) reference backward vs finite differences ------------------------------------------------------
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (2, 17)])
+def test_reference_backward_fd(op, shape):
+    x = logits(shape, "spiky", seed=1)
+    fwd, bwd = getattr(ref, op + "_fwd"), getattr(ref, op + "_bwd")
+    check_backward_fd(fwd, lambda d, x: (bwd(d, fwd(x)),), [x])
+
+
+def test_reference_masked_backward_fd():
+    x = logits((4, 9), "normal", seed=2)
+    lens = np.array([0, 1, 5, 9])
+    check_backward_fd(lambda x: ref.masked_softmax_fwd(x, lens),
+                      lambda d, x: (ref.masked_softmax_bwd(d, ref.masked_softmax_fwd(x, lens), lens),), [x])
+
+
+@numba.njit
+def _apply_exp_le0(x, out):
+    for i in range(x.size):
+        out[i] = cpu_softmax.exp_le0(x[i])
+
+
+def test_exp_le0_accuracy(dtype):
+    lo = -87.0 if dtype == np.float32 else -708.0
+    x = np.concatenate([np.linspace(lo, 0.0, 100001), [-np.inf, np.nan, lo - 1.0, -1e30, 0.0, -0.0, 1e-7]])
+    x = x.astype(dtype)
+    out = np.empty_like(x)
+    _apply_exp_le0(x, out)
+    want = np.exp(x.astype(np.float64))
+    big = want > (1e-37 if dtype == np.float32 else 1e-307)
+    rel = np.abs(out[big] - want[big]) / want[big]
+    assert rel.max() < (1e-6 if dtype == np.float32 else 1e-14)
+    assert out[-7] == 0 and np.isnan(out[-6]) and out[-5] == 0 and out[-4] == 0 and out[-3] == 1 and out[-2] == 1
+
+
+# ---- (2) CPU kernels vs reference ------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("kind", ["normal", "spiky", "huge", "neginf"])
+def test_softmax_cpu_vs_reference(shape, kind, dtype):
+    x = logits(shape, kind).astype(dtype)
+    d = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    y = cpu.softmax_fwd(noncontig(x))
+    y_ref = ref.softmax_fwd(x)
+    assert y.dtype == dtype and y.shape == shape
+    assert_close(y, y_ref, dtype)
+    assert_close(cpu.softmax_bwd(noncontig(d), y), ref.softmax_bwd(d, y_ref), dtype, scale=4)
+    yl = cpu.log_softmax_fwd(x)
+    yl_ref = ref.log_softmax_fwd(x)
+    assert_close_inf(yl, yl_ref, dtype)
+    assert_close_inf(cpu.log_softmax_bwd(d, yl), ref.log_softmax_bwd(d, yl_ref), dtype, scale=4)
+
+
+def test_all_neginf_rows(dtype):
+    x = np.full((3, 5), -np.inf, dtype)
+    x[1, 2] = 0.0
+    y = cpu.softmax_fwd(x)
+    np.testing.assert_array_equal(y, [[0] * 5, [0, 0, 1, 0, 0], [0] * 5])
+    yl = cpu.log_softmax_fwd(x)
+    assert np.isneginf(yl[[0, 2]]).all() and yl[1, 2] == 0 and np.isneginf(yl[1, [0, 1, 3, 4]]).all()
+    d = np.ones_like(x)
+    np.testing.assert_array_equal(cpu.softmax_bwd(d, y), np.zeros_like(x))
+    np.testing.assert_array_equal(ref.softmax_fwd(x), y)
+    np.testing.assert_array_equal(ref.log_softmax_fwd(x), yl)
+
+
+def test_nan_propagates():
+    x = np.zeros((2, 6), np.float32)
+    x[0, 3] = np.nan
+    assert np.isnan(cpu.softmax_fwd(x)[0]).all() and np.isnan(cpu.log_softmax_fwd(x)[0]).all()
+    np.testing.assert_allclose(cpu.softmax_fwd(x)[1], 1 / 6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(4, 1), (6, 9), (5, 1029)])
+@pytest.mark.parametrize("kind", ["spiky", "huge", "neginf"])
+def test_masked_softmax_cpu_vs_reference(shape, kind, dtype):
+    rng = np.random.default_rng(4)
+    x = logits(shape, kind).astype(dtype)
+    lens = rng.integers(0, shape[1] + 1, size=shape[0])
+    lens[0], lens[-1] = 0, shape[1]
+    d = rng.standard_normal(shape).astype(dtype)
+    y = cpu.masked_softmax_fwd(noncontig(x), lens)
+    y_ref = ref.masked_softmax_fwd(x, lens)
+    assert_close(y, y_ref, dtype)
+    keep = np.arange(shape[1]) < lens[:, None]
+    assert (y[~keep] == 0).all() and (y[0] == 0).all()
+    dx = cpu.masked_softmax_bwd(noncontig(d), y, lens)
+    assert_close(dx, ref.masked_softmax_bwd(d, y_ref, lens), dtype, scale=4)
+    assert (dx[~keep] == 0).all()
+
+
+# ---- (3) determinism: bitwise repeat, parallel vs serial -------------------------------------------------
+def test_bitwise_repeat_threads_and_serial_path(monkeypatch):
+    """Big enough for the parallel drivers: same bits on a rerun, with 1 thread, and on the serial path."""
+    x = logits((67, 1031), "spiky", seed=5).astype(np.float32)
+    assert x.size >= cpu_softmax.PARALLEL_MIN
+    d = np.random.default_rng(6).standard_normal(x.shape).astype(np.float32)
+    lens = np.random.default_rng(7).integers(0, 1032, 67)
+
+    def run():
+        y, yl, ym = cpu.softmax_fwd(x), cpu.log_softmax_fwd(x), cpu.masked_softmax_fwd(x, lens)
+        return [y, yl, ym, cpu.softmax_bwd(d, y), cpu.log_softmax_bwd(d, yl), cpu.masked_softmax_bwd(d, ym, lens)]
+
+    first = run()
+    y_ref = ref.softmax_fwd(x)
+    assert_close(first[0], y_ref, np.float32)
+    assert_close(first[3], ref.softmax_bwd(d, y_ref), np.float32, scale=4)
+    assert_close(first[2], ref.masked_softmax_fwd(x, lens), np.float32)
+    prev = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one_thread = run()
+    finally:
+        numba.set_num_threads(prev)
+    monkeypatch.setattr(cpu_softmax, "PARALLEL_MIN", 1 << 62)
+    serial = run()
+    for a, b, c, e in zip(first, run(), one_thread, serial):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(a, e)
+
+
+# ---- (4) book facts ------------------------------------------------------------------------------------
+def test_book_softmax_rows_sum_to_one():
+    X = engine.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    p = F.softmax(X, dim=1).numpy()
+    np.testing.assert_allclose(p.sum(1), [1, 1], rtol=1e-6)
+    e = np.exp([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(p[0], e / e.sum(), rtol=1e-6)
+    np.testing.assert_allclose(p[1], p[0], rtol=1e-6)             # shift invariance
+
+
+def test_book_masked_softmax_examples():
+    rng = np.random.default_rng(8)
+    X = engine.tensor(rng.random((2, 2, 4)))
+    p = F.masked_softmax(X, engine.tensor([2, 3])).numpy()
+    assert (p[0, :, 2:] == 0).all() and (p[1, :, 3:] == 0).all()
+    np.testing.assert_allclose(p.sum(-1), 1, rtol=1e-6)
+    p = F.masked_softmax(X, engine.tensor([[1, 3], [2, 4]])).numpy()
+    np.testing.assert_array_equal(p[0, 0], [1, 0, 0, 0])
+    assert (p[0, 1, 3:] == 0).all() and (p[1, 0, 2:] == 0).all()
+    np.testing.assert_allclose(p.sum(-1), 1, rtol=1e-6)
+
+
+# ---- (5) bad inputs ------------------------------------------------------------------------------------
+def test_bad_inputs():
+    x = engine.randn(2, 3, 4)
+    with pytest.raises(TypeError, match="input"):
+        F.softmax(np.zeros((2, 3)))
+    with pytest.raises(TypeError, match="input"):
+        F.log_softmax(engine.tensor([[1, 2]]))
+    with pytest.raises(ValueError, match="dim"):
+        F.softmax(x, dim=3)
+    with pytest.raises(ValueError, match="dim"):
+        F.log_softmax(x, dim=-4)
+    with pytest.raises(TypeError, match="dim"):
+        F.softmax(x, dim=1.0)
+    with pytest.raises(TypeError, match="X"):
+        F.masked_softmax(engine.tensor([[1, 2]]), None)
+    with pytest.raises(ValueError, match="valid_lens"):
+        F.masked_softmax(x, engine.tensor([1, -1]))
+    with pytest.raises(ValueError, match="valid_lens"):
+        F.masked_softmax(x, engine.tensor([1, 5]))
+    with pytest.raises(ValueError, match="valid_lens"):
+        F.masked_softmax(x, engine.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match="valid_lens"):
+        F.masked_softmax(x, engine.tensor([[1, 2], [3, 4], [1, 1]]))
+    with pytest.raises(ValueError, match="valid_lens"):
+        F.masked_softmax(x, engine.tensor(np.ones((2, 3, 4), np.int64)))
+    with pytest.raises(TypeError, match="valid_lens"):
+        F.masked_softmax(x, engine.tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match="valid_lens"):
+        F.masked_softmax(x, [1, 2])
+    with pytest.raises(ValueError, match="X"):
+        F.masked_softmax(engine.randn(4), engine.tensor([1]))
+
+
+# ---- (6) engine level ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_engine_vs_reference_any_dim(op, dim, dtype):
+    x = np.moveaxis(logits((3 * 5, 7), "spiky", seed=9).reshape(3, 5, 7), -1, dim).copy()
+    g = np.random.default_rng(10).standard_normal(x.shape)
+    a = engine.tensor(x, dtype=dtype, requires_grad=True)
+    y = getattr(F, op)(a, dim=dim)
+    y.backward(g.astype(dtype))
+    fwd, bwd = getattr(ref, op + "_fwd"), getattr(ref, op + "_bwd")
+    xm = np.moveaxis(x, dim, -1).reshape(-1, x.shape[dim])
+    y_ref = fwd(xm)
+    dx_ref = bwd(np.moveaxis(g, dim, -1).reshape(xm.shape), y_ref)
+    back = lambda a2: np.moveaxis(a2.reshape(np.moveaxis(x, dim, -1).shape), -1, dim)   # noqa: E731
+    assert y.dtype == dtype and y.shape == x.shape and a.grad.shape == x.shape
+    assert_close(y.numpy(), back(y_ref), dtype)
+    assert_close(a.grad.numpy(), back(dx_ref), dtype, scale=4)
+
+
+def test_engine_transposed_input_and_method():
+    x = logits((6, 5), "spiky", seed=11)
+    a = engine.tensor(x.T, dtype=np.float64)                     # non-contiguous storage
+    assert not a.data.flags.c_contiguous
+    assert_close(F.softmax(a, dim=0).numpy(), ref.softmax_fwd(x).T, np.float64)
+    assert_close(a.softmax(-1).numpy(), ref.softmax_fwd(x.T), np.float64)
+    assert_close(a.log_softmax(0).numpy(), ref.log_softmax_fwd(x).T, np.float64)
+    s = F.softmax(engine.tensor(3.0))
+    assert s.shape == () and s.item() == 1.0
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dim", [0, 2, -1])
+def test_engine_vs_torch(op, dim):
+    torch = pytest.importorskip("torch")
+    x = logits((4 * 3, 6), "huge", seed=12).reshape(4, 3, 6)
+    x[0, 1, 2] = -np.inf
+    g = np.random.default_rng(13).standard_normal(x.shape)
+    a = engine.tensor(x, dtype=np.float64, requires_grad=True)
+    y = getattr(F, op)(a, dim=dim)
+    y.backward(g)
+    ta = torch.tensor(x, requires_grad=True)
+    ty = getattr(torch, op)(ta, dim=dim)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_engine_all_neginf_slice_documented():
+    """A slice of all -inf: softmax gives zeros and zero gradient, log_softmax -inf (PyTorch: NaN)."""
+    x = np.zeros((2, 3))
+    x[1] = -np.inf
+    a = engine.tensor(x, dtype=np.float64, requires_grad=True)
+    y = F.softmax(a)
+    y.backward(np.ones((2, 3)))
+    np.testing.assert_array_equal(y.numpy()[1], 0)
+    np.testing.assert_array_equal(a.grad.numpy(), 0)
+    assert np.isneginf(F.log_softmax(a).numpy()[1]).all()
+
+
+@pytest.mark.parametrize("vshape", ["none", "B", "BQ"])
+def test_engine_masked_softmax(vshape, dtype):
+    rng = np.random.default_rng(14)
+    B, Q, K = 3, 4, 9
+    x = logits((B * Q, K), "spiky", seed=15).reshape(B, Q, K)
+    if vshape == "none":
+        vl, lens = None, np.full(B * Q, K)
+    elif vshape == "B":
+        v = np.array([0, 4, 9])
+        vl, lens = engine.tensor(v), np.repeat(v, Q)
+    else:
+        v = rng.integers(0, K + 1, (B, Q))
+        v[1, 2] = 0
+        vl, lens = engine.tensor(v), v.reshape(-1)
+    g = rng.standard_normal(x.shape)
+    a = engine.tensor(x, dtype=dtype, requires_grad=True)
+    y = F.masked_softmax(a, vl)
+    y.backward(g.astype(dtype))
+    y_ref = ref.masked_softmax_fwd(x.reshape(-1, K), lens)
+    assert_close(y.numpy(), y_ref.reshape(x.shape), dtype)
+    assert_close(a.grad.numpy(), ref.masked_softmax_bwd(g.reshape(-1, K), y_ref, lens).reshape(x.shape), dtype, scale=4)
+    zero_rows = (lens == 0).reshape(B, Q)
+    assert (y.numpy()[zero_rows] == 0).all() and (a.grad.numpy()[zero_rows] == 0).all()
+
+
+def test_engine_masked_softmax_vs_torch():
+    """Rows with at least one valid key agree with torch's -inf masking; fully masked rows are zeros here."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((2, 3, 5))
+    v = np.array([[1, 5, 3], [2, 0, 4]])
+    a = engine.tensor(x, dtype=np.float64, requires_grad=True)
+    y = F.masked_softmax(a, engine.tensor(v))
+    g = rng.standard_normal(x.shape)
+    y.backward(g)
+    mask = np.arange(5) >= v[..., None]
+    ta = torch.tensor(x, requires_grad=True)
+    ty = torch.softmax(ta.masked_fill(torch.tensor(mask), float("-inf")), dim=-1)
+    g[v == 0] = 0                                   # torch's fully masked row is NaN: keep it out
+    ty.backward(torch.tensor(g))
+    ok = v > 0
+    np.testing.assert_allclose(y.numpy()[ok], ty.detach().numpy()[ok], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(a.grad.numpy()[ok], ta.grad.numpy()[ok], rtol=1e-10, atol=1e-15)
+    assert (y.numpy()[~ok] == 0).all()
