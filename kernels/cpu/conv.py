@@ -1,2 +1,137 @@
-"""Numba CPU kernels for the conv family."""
-__all__ = []
+"""Numba CPU kernels for the conv family: conv2d forward and backward (launchers).
+
+Same names and signatures as kernels.reference.conv:
+  x (N, C, H, W), w (K, C // groups, kh, kw), b (K,) or None, y / dout (N, K, Ho, Wo);
+  stride (sh, sw), dilation (dh, dw), padding (top, bottom, left, right) as validated by engine.ops.conv.
+Forward keeps nothing; backward takes x and w again (as Chainer's conv does).
+
+Two paths, both all-Numba (no BLAS call, so no second thread pool competes with Numba's for the cores):
+  * implicit GEMM (kernels.cpu.conv_gemm; any stride, dilation, groups): a register-blocked micro-kernel
+    multiplies the weights by im2row tiles built in cache; dx for stride 1 is the same forward kernel run on
+    dout with the weights flipped and transposed, for stride > 1 a col2im of w^T @ dout; dW and db come from
+    one kernel that dots dout with shifted windows of the padded input (stride 1) or im2col rows.
+  * direct (kernels.cpu.conv_direct; stride 1 with few input channels per group, e.g. LeNet's first layer,
+    RGB stems, depthwise convs): vectorized shifted axpys over zero-padded planes, for forward and dx.
+"""
+import numpy as np
+
+from .conv_direct import direct_fwd
+from .conv_gemm import gemm_dw, gemm_dx, gemm_fwd, to_nhwc
+
+__all__ = ["conv2d_fwd", "conv2d_bwd"]
+
+
+def _out_size(H, W, kh, kw, stride, padding, dilation):
+    (sh, sw), (pt, pb, pl, pr), (dh, dw) = stride, padding, dilation
+    return (H + pt + pb - dh * (kh - 1) - 1) // sh + 1, (W + pl + pr - dw * (kw - 1) - 1) // sw + 1
+
+
+def _use_direct(stride, Cg, Kg, kh, kw):
+    """Direct kernel where the implicit GEMM would be thin: stride 1 and a short reduction (Cg*kh*kw) or too few
+    output channels per group (Kg) to fill its 4-row register block. Crossovers measured on this machine."""
+    return tuple(stride) == (1, 1) and (Cg * kh * kw < 96 or Kg < 4)
+
+
+def _tile(R, itemsize):
+    """Pixels per micro-kernel tile (a multiple of 3): about 128 KiB of im2row rows, at most 192."""
+    return 3 * max(1, min(64, (128 << 10) // (3 * max(R, 1) * itemsize)))
+
+
+def _bands(NG, Ho, W, Cg, kh, sh, dh, itemsize):
+    """Output-row bands per (image, group) in gemm_fwd: enough that each band's input rows (copied to NHWC)
+    stay within about 512 KiB of L2, and at least 8 prange iterations in all where Ho allows."""
+    rows = max(1, (512 << 10) // max(1, W * Cg * itemsize))
+    bh = max(1, (rows - (kh - 1) * dh) // sh)
+    return min(Ho, max(-(-Ho // bh), -(-8 // NG)))
+
+
+def _k_block(N, G, Kg):
+    """Output channels per direct_fwd iteration: all of a group's, unless that leaves under 8 iterations
+    (then a multiple of 4, the kernel's register block)."""
+    if N * G >= 8:
+        return max(Kg, 1)
+    per_block = -(-Kg // -(-8 // (N * G)))           # ceil(Kg / ceil(8 / (N*G)))
+    return max(4, -(-per_block // 4) * 4)
+
+
+def _nhwc(a, G):
+    N, C, H, W = a.shape
+    ah = np.empty((N, G, H * W, C // G), a.dtype)
+    to_nhwc(a, ah)
+    return ah
+
+
+def conv2d_fwd(x, w, b, stride, padding, dilation, groups):
+    """y (N, K, Ho, Wo) = conv2d(x, w) + b, in x's dtype."""
+    x = np.ascontiguousarray(x)
+    dt = x.dtype
+    w = np.ascontiguousarray(w, dtype=dt)
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    G = groups
+    Kg = K // G
+    (sh, sw), (pt, pb, pl, pr), (dh, dw) = stride, padding, dilation
+    Ho, Wo = _out_size(H, W, kh, kw, stride, padding, dilation)
+    y = np.empty((N, K, Ho, Wo), dt)
+    if y.size == 0:
+        return y
+    b = np.zeros(K, dt) if b is None else np.ascontiguousarray(b, dtype=dt)
+    if x.size == 0:                                 # no input channels or only padding: y is the bias
+        y[...] = b[:, None, None]
+        return y
+    if _use_direct(stride, Cg, Kg, kh, kw):
+        direct_fwd(x, w, b, y, pt, pl, dh, dw, _k_block(N, G, Kg))
+        return y
+    R = Cg * kh * kw
+    wr = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(K, R)        # r = (i*kw + j)*Cg + c
+    gemm_fwd(x, wr, b, y.reshape(N, K, Ho * Wo), Wo, kh, kw, sh, sw, pt, pl, dh, dw, _tile(R, dt.itemsize),
+             _bands(N * G, Ho, W, Cg, kh, sh, dh, dt.itemsize), dt.type(0))
+    return y
+
+
+def conv2d_bwd(dout, x, w, stride, padding, dilation, groups, need_dx=True, need_dw=True, need_db=True):
+    """(dx, dw, db) of conv2d, each overwritten and None when not needed; dtype of x."""
+    x = np.ascontiguousarray(x)
+    dt = x.dtype
+    w = np.ascontiguousarray(w, dtype=dt)
+    dout = np.ascontiguousarray(dout, dtype=dt)
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    G = groups
+    Kg = K // G
+    (sh, sw), (pt, pb, pl, pr), (dh, dw) = stride, padding, dilation
+    Ho, Wo = dout.shape[2], dout.shape[3]
+    if dout.size == 0 or x.size == 0:               # nothing to correlate: only db can be nonzero
+        return (np.zeros_like(x) if need_dx else None, np.zeros_like(w) if need_dw else None,
+                dout.sum(axis=(0, 2, 3), dtype=np.float64).astype(dt) if need_db else None)
+    dx = np.empty_like(x) if need_dx else None
+    dW = db = None
+    zero = dt.type(0)
+    if need_dx:
+        # w[g*Kg + k, c, i, j] -> row g*Cg + c of the transposed conv, flipped in space: (G, Cg, kh, kw, Kg)
+        wf = w.reshape(G, Kg, Cg, kh, kw).transpose(0, 2, 3, 4, 1)
+        if _use_direct(stride, Kg, Cg, kh, kw):      # the transposed conv's channels: Kg in, Cg out
+            # dx = stride-1 conv of dout with w flipped in space, in/out channels swapped per group
+            wd = np.ascontiguousarray(wf.transpose(0, 1, 4, 2, 3)[..., ::-1, ::-1]).reshape(C, Kg, kh, kw)
+            direct_fwd(dout, wd, np.zeros(C, dt), dx, (kh - 1) * dh - pt, (kw - 1) * dw - pl, dh, dw,
+                       _k_block(N, G, Cg))
+        elif (sh, sw) == (1, 1):
+            wr = np.ascontiguousarray(wf[:, :, ::-1, ::-1]).reshape(C, kh * kw * Kg)
+            gemm_fwd(dout, wr, np.zeros(C, dt), dx.reshape(N, C, H * W), W, kh, kw, 1, 1, (kh - 1) * dh - pt,
+                     (kw - 1) * dw - pl, dh, dw, _tile(kh * kw * Kg, dt.itemsize),
+                     _bands(N * G, H, Wo, Kg, kh, 1, dh, dt.itemsize), zero)
+        else:
+            wt = np.ascontiguousarray(wf).reshape(C * kh * kw, Kg)
+            gemm_dx(_nhwc(dout, G), Wo, wt, dx, kh, kw, sh, sw, pt, pl, dh, dw, _tile(Kg, dt.itemsize), zero)
+    if need_dw or need_db:
+        NB = min(N, 8)
+        R = Cg * kh * kw if need_dw else 0          # db alone: only the row of ones
+        nrc = max(1, min(-(-8 // (NB * G)), (R + 1) // 12))
+        part = np.empty((NB, K, R + 1))
+        gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero)
+        acc = part.sum(axis=0)
+        if need_dw:
+            dW = acc[:, :R].reshape(K, Cg, kh, kw).astype(dt)
+        if need_db:
+            db = acc[:, R].astype(dt)
+    return dx, dW, db

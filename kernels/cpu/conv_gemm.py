@@ -1,0 +1,283 @@
+"""Implicit-GEMM conv2d kernels (any stride, padding, dilation, groups), all in Numba: no BLAS call, so no
+second thread pool fights Numba's for the two cores.
+
+The engine of every kernel here is `_dot_tile`, a register-blocked GEMM micro-kernel in "dot" form:
+out[a, b] = sum_r A[a, r] * B[b, r] with both operands contiguous along the reduction axis r. It computes
+4 rows of A x 3 rows of B at a time: 12 scalar accumulators that LLVM keeps in 12 zmm registers, so each
+step is 7 vector loads and 12 FMAs (measured ~100 GFLOP/s on one core here at r = 576; the horizontal sums
+closing each block cost most of the rest, so it wants r in the hundreds).
+
+  gemm_fwd  y = conv(x, w) + b     A = weights (K, R), B = im2row tiles of x built per band in NHWC
+            (also dx for stride 1: the same kernel on dout with the flipped, transposed weights)
+  gemm_dw   dW and db              A = dout rows, B = shifted windows of the padded x planes (stride 1) or
+                                   im2col rows (stride > 1), plus a row of ones for db
+  gemm_dx   dx for stride > 1      A = weights^T (C*kh*kw, Kg), B = NHWC dout tiles, then col2im
+"""
+import numpy as np
+from numba import njit, prange, uint64
+
+_FM = {"contract", "arcp", "reassoc", "afn", "nsz"}   # no nnan / ninf
+
+
+@njit(cache=True, fastmath=_FM)
+def _dot_tile(A, aoff, na, B, boff, nb, L, out, zero):
+    """out[a, b] = sum_{r < L} A[aoff[a] + r] * B[boff[b] + r] for a < na, b < nb. Serial.
+
+    A, B are flat buffers and aoff, boff the starts of their rows, so rows may be strided or even overlap
+    (gemm_dw reads shifted windows of one padded plane). 4x3 register blocks, B blocks outside, A inside;
+    a block hanging past na or nb repeats the last row (its duplicate results are written first and then
+    overwritten by the real ones), so nothing needs padding.
+    """
+    for b in range(0, nb, 3):
+        b1, b2 = min(b + 1, nb - 1), min(b + 2, nb - 1)
+        x0r, x1r, x2r = B[boff[b]:boff[b] + L], B[boff[b1]:boff[b1] + L], B[boff[b2]:boff[b2] + L]
+        for a in range(0, na, 4):
+            a1, a2, a3 = min(a + 1, na - 1), min(a + 2, na - 1), min(a + 3, na - 1)
+            y0r, y1r = A[aoff[a]:aoff[a] + L], A[aoff[a1]:aoff[a1] + L]
+            y2r, y3r = A[aoff[a2]:aoff[a2] + L], A[aoff[a3]:aoff[a3] + L]
+            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = s30 = s31 = s32 = zero
+            for r in range(L):
+                x0, x1, x2 = x0r[r], x1r[r], x2r[r]
+                y = y0r[r]
+                s00 += y * x0
+                s01 += y * x1
+                s02 += y * x2
+                y = y1r[r]
+                s10 += y * x0
+                s11 += y * x1
+                s12 += y * x2
+                y = y2r[r]
+                s20 += y * x0
+                s21 += y * x1
+                s22 += y * x2
+                y = y3r[r]
+                s30 += y * x0
+                s31 += y * x1
+                s32 += y * x2
+            out[a3, b2], out[a3, b1], out[a3, b] = s32, s31, s30
+            out[a2, b2], out[a2, b1], out[a2, b] = s22, s21, s20
+            out[a1, b2], out[a1, b1], out[a1, b] = s12, s11, s10
+            out[a, b2], out[a, b1], out[a, b] = s02, s01, s00
+
+
+@njit(cache=True)
+def _pad_plane(src, dst, pt, pl, Wp):
+    """dst (Hp*Wp,) = src (H, W) placed at row offset pt, column offset pl, zeros elsewhere (crops if < 0)."""
+    H, W = src.shape
+    Hp = dst.shape[0] // Wp
+    dst[:] = 0
+    s0, s1 = max(0, pl), min(Wp, W + pl)
+    for r in range(max(0, pt), min(Hp, H + pt)):
+        d0, c0 = uint64(r * Wp + s0), uint64(s0 - pl)      # unsigned: see _im2col_row
+        for s in range(uint64(max(0, s1 - s0))):
+            dst[d0 + s] = src[r - pt, c0 + s]
+
+
+@njit(cache=True, parallel=True)
+def to_nhwc(x, xh):
+    """xh[n, g, h*W + w, c] = x[n, g*Cg + c, h, w]: x (N, C, H, W) -> xh (N, G, H*W, Cg).
+
+    prange over (n, g, h); channels outer so that the reads are whole rows and the strided writes stay in
+    one (W, Cg) block of L1 (a channel-inner loop would read with a 4 KiB stride and thrash L1 sets).
+    """
+    N, C, H, W = x.shape
+    G, Cg = xh.shape[1], xh.shape[3]
+    for t in prange(N * G * H):
+        n = t // (G * H)
+        g = (t // H) % G
+        h = t % H
+        dst = xh[n, g, h * W:(h + 1) * W]
+        for c in range(Cg):
+            src = x[n, g * Cg + c, h]
+            for w in range(W):
+                dst[w, c] = src[w]
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def gemm_fwd(x, wr, b, y, Wo, kh, kw, sh, sw, pt, pl, dh, dw, PT, nband, zero):
+    """y (N, K, Ho*Wo) = conv(x, w) + b, overwritten.
+
+    x (N, C, H, W); wr (K, R): w[k, c, i, j] at r = (i*kw + j)*Cg + c; b (K,). Pads pt, pl may be negative
+    (a crop). prange over (image, group, band of Ho / nband output rows): each copies the input rows its band
+    reads into a local NHWC block (in cache), then per tile of PT output pixels builds the im2row tile
+    (PT, R), runs the micro-kernel against its group's rows of wr and writes its pixels of y plus the bias.
+    """
+    N, C, H, W = x.shape
+    K, R = wr.shape
+    Cg = R // (kh * kw)
+    G = C // Cg
+    Kg = K // G
+    Ho = y.shape[2] // Wo
+    bh = (Ho + nband - 1) // nband
+    for t in prange(N * G * nband):
+        n = t // (G * nband)
+        g = (t // nband) % G
+        oh0 = (t % nband) * bh
+        oh1 = min(Ho, oh0 + bh)
+        if oh0 >= oh1:
+            continue
+        r_lo = min(max(0, oh0 * sh - pt), H)
+        r_hi = max(r_lo, min(H, (oh1 - 1) * sh + (kh - 1) * dh - pt + 1))
+        xl = np.empty((max(r_hi - r_lo, 1), W, Cg), x.dtype)
+        for c in range(Cg):
+            for r in range(r_hi - r_lo):
+                for iw in range(W):
+                    xl[r, iw, c] = x[n, g * Cg + c, r_lo + r, iw]
+        tile = np.empty((PT, R), x.dtype)
+        out = np.empty((Kg, PT), x.dtype)
+        aoff = (g * Kg + np.arange(Kg)) * R
+        toff = np.arange(PT) * R
+        for p0 in range(oh0 * Wo, oh1 * Wo, PT):
+            npx = min(PT, oh1 * Wo - p0)
+            for q in range(npx):
+                oh = (p0 + q) // Wo
+                ow = (p0 + q) % Wo
+                for i in range(kh):
+                    ih = oh * sh + i * dh - pt
+                    for j in range(kw):
+                        iw = ow * sw + j * dw - pl
+                        r0 = (i * kw + j) * Cg
+                        if r_lo <= ih < r_hi and 0 <= iw < W:
+                            for c in range(Cg):
+                                tile[q, r0 + c] = xl[ih - r_lo, iw, c]
+                        else:
+                            for c in range(Cg):
+                                tile[q, r0 + c] = 0
+            _dot_tile(wr.reshape(-1), aoff, Kg, tile.reshape(-1), toff, npx, R, out, zero)
+            for k in range(Kg):
+                bk = b[g * Kg + k]
+                yr = y[n, g * Kg + k, p0:p0 + npx]    # a view: y[n, k, p0 + q] would not vectorize
+                for q in range(npx):                   # (LLVM cannot see that p0 + q >= 0)
+                    yr[q] = out[k, q] + bk
+
+
+@njit(cache=True)
+def _im2col_row(plane, row, Ho, Wo, oi, oj, sh, sw):
+    """row[oh*Wo + ow] = plane[oh*sh + oi, ow*sw + oj], zero where that falls outside the plane.
+
+    The copies index with unsigned ints: with a signed index that LLVM cannot prove >= 0, Numba's
+    negative-index wraparound keeps the loop from vectorizing (measured 2.5x slower here).
+    """
+    H, W = plane.shape
+    lo = max(0, -(oj // sw))                          # first ow with ow*sw + oj >= 0
+    hi = max(lo, min(Wo, (W - 1 - oj) // sw + 1))     # one past the last ow with ow*sw + oj < W
+    for oh in range(Ho):
+        ih = oh * sh + oi
+        base = oh * Wo
+        if ih < 0 or ih >= H:
+            for q in range(Wo):
+                row[base + q] = 0
+            continue
+        for q in range(lo):
+            row[base + q] = 0
+        s0, d0, step = uint64(lo * sw + oj), uint64(base + lo), uint64(sw)
+        for q in range(uint64(hi - lo)):
+            row[d0 + q] = plane[ih, s0 + q * step]
+        for q in range(hi, Wo):
+            row[base + q] = 0
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero):
+    """Weight and bias gradient partials: part (NB, K, R + 1) float64, overwritten; column r < R is
+    dW[k, c, i, j] at r = (c*kh + i)*kw + j, column R is db (R = 0 when only db is wanted).
+
+    x (N, C, H, W); dout (N, K, Ho, Wo); G groups. part[blk] sums images n = blk, blk + NB, ... (a split
+    fixed by the shapes, not by the thread count); the caller sums over axis 0. prange over (block, group,
+    chunk of (R + 1) / nrc columns); each iteration owns its part entries. Per image the micro-kernel dots
+    dout rows (A) with one row per column (B; the db row is all ones):
+      stride 1: B rows are shifted windows of the zero-padded input planes (no im2col copy) and A rows are
+                dout with zeros in the padding columns: the flat-plane trick of conv_direct;
+      stride > 1: B rows are im2col rows of x and A rows are dout's.
+    """
+    N, C, H, W = x.shape
+    NB, K, R1 = part.shape
+    R = R1 - 1
+    T = kh * kw
+    Cg = C // G
+    Kg = K // G
+    Ho, Wo = dout.shape[2], dout.shape[3]
+    flat = sh == 1 and sw == 1
+    Wp = Wo + (kw - 1) * dw if flat else Wo
+    Hp = Ho + (kh - 1) * dh if flat else Ho
+    L = (Ho - 1) * Wp + Wo
+    rc = (R1 + nrc - 1) // nrc
+    for t in prange(NB * G * nrc):
+        blk = t // (G * nrc)
+        g = (t // nrc) % G
+        r0 = (t % nrc) * rc
+        nr = min(R1, r0 + rc) - r0
+        if nr <= 0:
+            continue
+        c_lo = min(r0 // T, Cg)
+        c_hi = min(Cg, (r0 + nr - 1) // T + 1)
+        A = np.zeros(Kg * L, x.dtype)
+        B = np.empty(((c_hi - c_lo) * Hp * Wp if flat else nr * L) + L, x.dtype)
+        ones = B.shape[0] - L
+        B[ones:] = 1
+        aoff = np.arange(Kg) * L
+        boff = np.empty(nr, np.int64)
+        for rr in range(nr):
+            r = r0 + rr
+            if r == R:
+                boff[rr] = ones
+            elif flat:
+                boff[rr] = (r // T - c_lo) * Hp * Wp + ((r // kw) % kh) * dh * Wp + (r % kw) * dw
+            else:
+                boff[rr] = rr * L
+        out = np.empty((Kg, nr), x.dtype)
+        acc = part[blk]
+        acc[g * Kg:(g + 1) * Kg, r0:r0 + nr] = 0.0
+        for n in range(blk, N, NB):
+            for k in range(Kg):
+                for oh in range(Ho):
+                    A[k * L + oh * Wp:k * L + oh * Wp + Wo] = dout[n, g * Kg + k, oh]
+            if flat:
+                for c in range(c_lo, c_hi):
+                    _pad_plane(x[n, g * Cg + c], B[(c - c_lo) * Hp * Wp:(c - c_lo + 1) * Hp * Wp], pt, pl, Wp)
+            else:
+                for rr in range(nr):
+                    r = r0 + rr
+                    if r < R:
+                        _im2col_row(x[n, g * Cg + r // T], B[rr * L:(rr + 1) * L], Ho, Wo,
+                                    ((r // kw) % kh) * dh - pt, (r % kw) * dw - pl, sh, sw)
+            _dot_tile(A, aoff, Kg, B, boff, nr, L, out, zero)
+            for k in range(Kg):
+                for rr in range(nr):
+                    acc[g * Kg + k, r0 + rr] += out[k, rr]
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def gemm_dx(douth, Wo, wt, dx, kh, kw, sh, sw, pt, pl, dh, dw, PT, zero):
+    """dx (N, C, H, W) for any stride, overwritten: col2im of w^T @ dout.
+
+    douth (N, G, Ho*Wo, Kg): dout in NHWC per group (to_nhwc); wt (C*kh*kw, Kg): row (c*kh + i)*kw + j holds
+    w[g*Kg:(g+1)*Kg, c % Cg, i, j] for c's group g. prange over (image, input channel): each owns dx[n, c],
+    computes its kh*kw rows of dcols one pixel tile at a time (micro-kernel, a dot over Kg) and scatters them.
+    """
+    N, G, P, Kg = douth.shape
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    Cg = C // G
+    T = kh * kw
+    for t in prange(N * C):
+        n = t // C
+        c = t % C
+        g = c // Cg
+        out = np.empty((T, PT), dx.dtype)
+        aoff = (c * T + np.arange(T)) * Kg
+        boff = np.empty(PT, np.int64)
+        plane = dx[n, c]
+        plane[:, :] = 0
+        for p0 in range(0, P, PT):
+            npx = min(PT, P - p0)
+            for q in range(npx):
+                boff[q] = ((n * G + g) * P + p0 + q) * Kg
+            _dot_tile(wt.reshape(-1), aoff, T, douth.reshape(-1), boff, npx, Kg, out, zero)
+            for i in range(kh):
+                for j in range(kw):
+                    src = out[i * kw + j]
+                    for q in range(npx):
+                        ih = ((p0 + q) // Wo) * sh + i * dh - pt
+                        iw = ((p0 + q) % Wo) * sw + j * dw - pl
+                        if 0 <= ih < H and 0 <= iw < W:
+                            plane[ih, iw] += src[q]

@@ -1,0 +1,315 @@
+"""Scaled dot-product attention: reference vs finite differences, the fused CPU kernel vs the reference
+(forward and backward), determinism, the D2L test vector, bad inputs, the engine op vs PyTorch."""
+import numpy as np
+import pytest
+
+import engine
+import engine.functional as F
+import kernels.cpu.attention as cpu
+import kernels.reference.attention as ref
+from conftest import assert_close, check_backward_fd, noncontig
+
+
+def _qkv(rng, lead, L, S, d, dv, dtype, spike=1.0):
+    q = (spike * rng.standard_normal(lead + (L, d))).astype(dtype)
+    k = rng.standard_normal(lead + (S, d)).astype(dtype)
+    v = rng.standard_normal(lead + (S, dv)).astype(dtype)
+    return q, k, v
+
+
+SIZES = {  # name: (lead, L, S, d, dv)
+    "plain": ((2, 3), 97, 257, 24, 40),
+    "causal_L<S": ((2, 3), 97, 257, 13, 16),
+    "causal_L>S": ((1, 2), 130, 65, 7, 3),
+    "tiles_exact": ((1, 2), 128, 256, 64, 64),      # whole tiles (BQ = BK = 128)
+    "tiny": ((1,), 1, 1, 1, 1),
+    "2d": ((), 40, 70, 5, 6),
+    "valid_lens_1d": ((3, 2), 33, 70, 8, 5),
+    "valid_lens_2d": ((2,), 33, 70, 8, 5),
+    "bool_mask": ((2, 3), 33, 70, 8, 5),
+    "bool_mask_keys": ((2, 3), 65, 70, 8, 5),
+    "float_mask": ((2, 3), 150, 140, 8, 5),        # several query and key tiles (BQ = BK = 128)
+    "causal_valid_lens_2d": ((2,), 150, 140, 8, 5),
+    "dropout": ((2, 3), 70, 90, 8, 5),
+    "dropout_causal_vl": ((2, 3), 70, 90, 8, 5),
+}
+CONFIGS = list(SIZES)
+
+
+def _config(name, rng, dtype, small=False):
+    """(lead, L, S, d, dv, kwargs for the kernels): each config exercises one masking feature.
+    small: at most 9 queries x 11 keys (for finite differences on the reference)."""
+    lead, L, S, d, dv = SIZES[name]
+    if small:
+        L, S = min(L, 9), min(S, 11)
+    kw = {}
+    if name in ("causal_L<S", "causal_L>S", "tiles_exact"):
+        kw = dict(is_causal=True)
+    elif name == "valid_lens_1d":                  # length 0: fully masked rows
+        kw = dict(valid_lens=np.array([0, S // 2, S]))
+    elif name == "valid_lens_2d":
+        kw = dict(valid_lens=rng.integers(0, S + 5, (2, L)))
+    elif name == "causal_valid_lens_2d":           # per-row limits that are not monotone, with the diagonal
+        kw = dict(is_causal=True, valid_lens=rng.integers(0, S + 5, (2, L)))
+    elif name == "bool_mask":                      # broadcast over the batch; row 3 fully masked
+        m = rng.random((3, L, S)) > 0.6
+        m[:, 3] = False
+        kw = dict(mask=m)
+    elif name == "bool_mask_keys":                 # key padding mask (B, 1, 1, S)
+        kw = dict(mask=rng.random((2, 1, 1, S)) > 0.3)
+    elif name == "float_mask":
+        m = rng.standard_normal((2, 3, L, S)).astype(dtype)
+        m[m < -1] = -np.inf
+        kw = dict(mask=m)
+    elif name == "dropout":
+        kw = dict(dropout_p=0.3, seed=1234)
+    elif name == "dropout_causal_vl":
+        kw = dict(dropout_p=0.5, seed=99, is_causal=True, valid_lens=np.array([3, S // 2]))
+    return lead, L, S, d, dv, kw
+
+
+def _kw(kw, d):
+    kw = dict(kw)
+    return (kw.pop("mask", None), kw.pop("is_causal", False), kw.pop("scale", 1 / np.sqrt(d))), kw
+
+
+# ---- (1) the reference backward against finite differences -----------------------------------------------
+@pytest.mark.parametrize("name", CONFIGS)
+def test_reference_backward_fd(name):
+    rng = np.random.default_rng(0)
+    lead, L, S, d, dv, kw = _config(name, rng, np.float64, small=True)
+    args, extra = _kw(kw, d)
+    q, k, v = _qkv(rng, lead, L, S, d, dv, np.float64)
+    check_backward_fd(lambda q, k, v: ref.sdpa_fwd(q, k, v, *args, **extra)[0],
+                      lambda do, q, k, v: ref.sdpa_bwd(do, q, k, v, None, None, *args, **extra), [q, k, v])
+
+
+# ---- (2) the fused CPU kernel against the reference --------------------------------------------------------
+def _check_kernel(name, dtype, contiguous=True, spike=1.0):
+    rng = np.random.default_rng(1)
+    lead, L, S, d, dv, kw = _config(name, rng, dtype)
+    args, extra = _kw(kw, d)
+    q, k, v = _qkv(rng, lead, L, S, d, dv, dtype, spike)
+    do = rng.standard_normal(lead + (L, dv)).astype(dtype)
+    if not contiguous:
+        q, k, v, do = noncontig(q), noncontig(k), noncontig(v), noncontig(do)
+    o, lse = cpu.sdpa_fwd(q, k, v, *args, **extra)
+    grads = cpu.sdpa_bwd(do, q, k, v, o, lse, *args, **extra)
+    o64, lse64 = ref.sdpa_fwd(q, k, v, *args, **extra)
+    grads64 = ref.sdpa_bwd(do, q, k, v, o64, lse64, *args, **extra)
+    assert o.dtype == dtype and all(g.dtype == dtype for g in grads)
+    assert np.array_equal(np.isneginf(lse), np.isneginf(lse64)), "fully masked rows differ"
+    lse, lse64 = np.where(np.isneginf(lse64), 0, lse), np.where(np.isneginf(lse64), 0, lse64)
+    outs, refs = [o, lse, *grads], [o64, lse64, *grads64]
+    if dtype == np.float64:
+        for name_, a, b in zip(["o", "lse", "dq", "dk", "dv"], outs, refs):
+            assert_close(a, b, dtype, err_msg=name_)
+        return
+    # float32, FlashAttention's criterion: error at most 3x that of the naive float32 computation
+    naive = [*ref.naive_fwd(q, k, v, *args, **extra), *ref.naive_bwd(do, q, k, v, *args, **extra)]
+    naive[1] = np.where(np.isneginf(naive[1]), 0, naive[1])
+    for name_, a, b, n in zip(["o", "lse", "dq", "dk", "dv"], outs, refs, naive):
+        err, err_naive = np.max(np.abs(a - b), initial=0), np.max(np.abs(n - b), initial=0)
+        assert err <= 3 * err_naive + 1e-6 * max(1.0, np.max(np.abs(b), initial=0)), (name_, err, err_naive)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_kernel_matches_reference(name, dtype):
+    _check_kernel(name, dtype)
+
+
+@pytest.mark.parametrize("name", ["plain", "bool_mask", "causal_L>S"])
+def test_kernel_noncontiguous_and_spiky(name, dtype):
+    _check_kernel(name, dtype, contiguous=False, spike=4.0)
+
+
+def test_cpu_and_reference_share_names_and_signatures():
+    import inspect
+    assert cpu.__all__ == ref.__all__ == ["sdpa_fwd", "sdpa_bwd"]
+    for name in cpu.__all__:
+        assert inspect.signature(getattr(cpu, name)) == inspect.signature(getattr(ref, name))
+
+
+def test_fully_masked_rows_are_zero():
+    rng = np.random.default_rng(2)
+    q, k, v = _qkv(rng, (2,), 5, 7, 4, 3, np.float32)
+    mask = np.ones((2, 5, 7), bool)
+    mask[0, 1] = False
+    o, lse = cpu.sdpa_fwd(q, k, v, mask, False, 0.5)
+    dq, dk, dv = cpu.sdpa_bwd(np.ones_like(o), q, k, v, o, lse, mask, False, 0.5)
+    assert np.all(o[0, 1] == 0) and lse[0, 1] == -np.inf and np.all(dq[0, 1] == 0)
+    assert np.all(np.isfinite(o)) and all(np.all(np.isfinite(g)) for g in (dq, dk, dv))
+
+
+def test_exp_neg():
+    from numba import njit
+    from kernels.cpu.attention_tiles import exp_neg
+
+    @njit
+    def apply(x, out):
+        for i in range(x.size):
+            out[i] = exp_neg(x[i])
+
+    for dt, rtol in ((np.float32, 4e-7), (np.float64, 1e-14)):
+        x = np.concatenate([np.linspace(-86, 0.001, 20001), [-1e4, -np.inf]]).astype(dt)
+        out = np.empty_like(x)
+        apply(x, out)
+        np.testing.assert_allclose(out[:-2], np.exp(x[:-2].astype(np.float64)), rtol=rtol)
+        assert out[-1] == 0 and out[-2] == 0
+
+
+# ---- (3) determinism ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("lead", [(4, 8), (1, 2)], ids=["many_heads", "key_tile_groups"])
+def test_bitwise_repeat_and_thread_count(lead):
+    import numba
+    rng = np.random.default_rng(3)
+    q, k, v = _qkv(rng, lead, 150, 200, 16, 8, np.float32)
+    do = rng.standard_normal(lead + (150, 8)).astype(np.float32)
+
+    def run():
+        o, lse = cpu.sdpa_fwd(q, k, v, None, True, 0.25, dropout_p=0.2, seed=5)
+        return (o, lse) + cpu.sdpa_bwd(do, q, k, v, o, lse, None, True, 0.25, dropout_p=0.2, seed=5)
+
+    first, second = run(), run()
+    saved = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        serial = run()
+    finally:
+        numba.set_num_threads(saved)
+    for a, b, c in zip(first, second, serial):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+# ---- (4) the book's test vector (D2L, DotProductAttention with valid_lens) --------------------------------
+def test_d2l_dot_product_attention():
+    queries = engine.tensor(np.random.default_rng(0).standard_normal((2, 1, 2)), dtype=np.float32)
+    keys = engine.ones((2, 10, 2))
+    values = engine.tensor(np.tile(np.arange(40, dtype=np.float32).reshape(1, 10, 4), (2, 1, 1)))
+    for vl in (engine.tensor([2, 6]), np.array([2, 6])):
+        out = F.scaled_dot_product_attention(queries, keys, values, valid_lens=vl)
+        np.testing.assert_allclose(out.numpy(), [[[2, 3, 4, 5]], [[10, 11, 12, 13]]], rtol=1e-6)
+
+
+# ---- (5) bad inputs -----------------------------------------------------------------------------------------
+def _t(shape, dtype=np.float32):
+    return engine.tensor(np.zeros(shape), dtype=dtype)
+
+
+BAD = [
+    (dict(query=_t((2, 4, 8)).numpy()), TypeError, "query"),
+    (dict(query=_t((2, 4, 8), np.int64)), TypeError, "query"),
+    (dict(key=_t((2, 6, 8), np.float64)), TypeError, "key"),
+    (dict(query=_t((8,))), ValueError, "query"),
+    (dict(key=_t((2, 6, 7))), ValueError, "key"),
+    (dict(key=_t((3, 6, 8))), ValueError, "key"),
+    (dict(key=_t((1, 2, 6, 8))), ValueError, "key"),
+    (dict(value=_t((2, 5, 3))), ValueError, "value"),
+    (dict(value=_t((1, 6, 3))), ValueError, "value"),
+    (dict(attn_mask=_t((2, 4, 5))), ValueError, "attn_mask"),
+    (dict(attn_mask=_t((3, 2, 4, 6))), ValueError, "attn_mask"),
+    (dict(attn_mask=_t((4, 6), np.int64)), TypeError, "attn_mask"),
+    (dict(attn_mask=_t((4, 6), np.float64)), TypeError, "attn_mask"),
+    (dict(attn_mask=np.ones((4, 6), bool)), TypeError, "attn_mask"),
+    (dict(attn_mask=_t((4, 6), np.bool_), is_causal=True), ValueError, "attn_mask"),
+    (dict(is_causal=1), TypeError, "is_causal"),
+    (dict(dropout_p=1.0), ValueError, "dropout_p"),
+    (dict(dropout_p=-0.1), ValueError, "dropout_p"),
+    (dict(dropout_p="0.1"), TypeError, "dropout_p"),
+    (dict(scale=0.0), ValueError, "scale"),
+    (dict(scale=-1.0), ValueError, "scale"),
+    (dict(scale=float("inf")), ValueError, "scale"),
+    (dict(scale=float("nan")), ValueError, "scale"),
+    (dict(scale="x"), TypeError, "scale"),
+    (dict(valid_lens=_t((2,))), TypeError, "valid_lens"),
+    (dict(valid_lens=np.array([1.0, 2.0])), TypeError, "valid_lens"),
+    (dict(valid_lens=3), TypeError, "valid_lens"),
+    (dict(valid_lens=engine.tensor([1, 2, 3])), ValueError, "valid_lens"),
+    (dict(valid_lens=engine.tensor([[1, 2]] * 2)), ValueError, "valid_lens"),
+    (dict(valid_lens=engine.tensor([1, -1])), ValueError, "valid_lens"),
+    (dict(query=_t((4, 8)), key=_t((6, 8)), value=_t((6, 3)), valid_lens=engine.tensor([1, 2, 3, 4])),
+     ValueError, "valid_lens"),
+]
+
+
+@pytest.mark.parametrize("bad,exc,argname", BAD)
+def test_bad_inputs(bad, exc, argname):
+    args = dict(query=_t((2, 4, 8)), key=_t((2, 6, 8)), value=_t((2, 6, 3)))
+    args.update(bad)
+    with pytest.raises(exc, match=argname):
+        F.scaled_dot_product_attention(**args)
+
+
+def test_mask_requiring_grad_is_rejected():
+    mask = engine.tensor(np.zeros((4, 6)), requires_grad=True)
+    with pytest.raises(ValueError, match="attn_mask"):
+        F.scaled_dot_product_attention(_t((2, 4, 8)), _t((2, 6, 8)), _t((2, 6, 3)), attn_mask=mask)
+
+
+# ---- (6) the engine op: reference and PyTorch ----------------------------------------------------------
+def _engine_grads(q, k, v, do, **kw):
+    tq, tk, tv = (engine.tensor(a, dtype=a.dtype, requires_grad=True) for a in (q, k, v))
+    out = F.scaled_dot_product_attention(tq, tk, tv, **kw)
+    (out * engine.tensor(do, dtype=do.dtype)).sum().backward()
+    return out.numpy(), tq.grad.numpy(), tk.grad.numpy(), tv.grad.numpy()
+
+
+def test_engine_matches_reference(dtype):
+    rng = np.random.default_rng(4)
+    q, k, v = _qkv(rng, (2, 2), 33, 40, 8, 6, dtype)
+    do = rng.standard_normal((2, 2, 33, 6)).astype(dtype)
+    vl = np.array([5, 40])
+    got = _engine_grads(q, k, v, do, is_causal=True, scale=0.3, valid_lens=engine.tensor(vl))
+    o64, lse64 = ref.sdpa_fwd(q, k, v, None, True, 0.3, vl)
+    want = (o64,) + ref.sdpa_bwd(do, q, k, v, o64, lse64, None, True, 0.3, vl)
+    for a, b in zip(got, want):
+        assert_close(a, b, dtype, scale=5.0)
+
+
+def test_engine_dropout_uses_default_generator():
+    rng = np.random.default_rng(5)
+    q, k, v = _qkv(rng, (2, 2), 33, 40, 8, 6, np.float64)
+    do = rng.standard_normal((2, 2, 33, 6))
+    engine.manual_seed(7)
+    got = _engine_grads(q, k, v, do, dropout_p=0.25)
+    seed = int(np.random.default_rng(7).integers(0, 2 ** 63))
+    o64, lse64 = ref.sdpa_fwd(q, k, v, None, False, 1 / np.sqrt(8), None, 0.25, seed)
+    want = (o64,) + ref.sdpa_bwd(do, q, k, v, o64, lse64, None, False, 1 / np.sqrt(8), None, 0.25, seed)
+    for a, b in zip(got, want):
+        assert_close(a, b, np.float64)
+    keep = ref.dropout_keep(seed, 500, 400, 0.25)
+    assert abs(keep.mean() - 0.75) < 0.005
+
+
+@pytest.mark.parametrize("case", ["plain", "causal_L<S", "causal_L>S", "bool_mask", "float_mask", "scale"])
+def test_engine_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    L, S = (7, 12) if case == "causal_L<S" else (12, 7) if case == "causal_L>S" else (10, 11)
+    q, k, v = _qkv(rng, (2, 3), L, S, 5, 4, np.float64)
+    do = rng.standard_normal((2, 3, L, 4))
+    kw = {}
+    if case.startswith("causal"):
+        kw = dict(is_causal=True)
+    elif case == "bool_mask":
+        kw = dict(attn_mask=rng.random((3, 1, S)) > 0.3)
+        kw["attn_mask"][..., 0] = True           # no fully masked row: PyTorch gives NaN there
+    elif case == "float_mask":
+        kw = dict(attn_mask=rng.standard_normal((L, S)))
+    elif case == "scale":
+        kw = dict(scale=0.7)
+    got = _engine_grads(q, k, v, do, **{k_: (engine.tensor(a, dtype=a.dtype) if k_ == "attn_mask" else a)
+                                         for k_, a in kw.items()})
+    tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+    tkw = {k_: (torch.tensor(a) if k_ == "attn_mask" else a) for k_, a in kw.items()}
+    out = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, **tkw)
+    out.backward(torch.tensor(do))
+    for a, b in zip(got, (out, tq.grad, tk.grad, tv.grad)):
+        assert_close(a, b.detach().numpy(), np.float64, scale=10.0)
+
+
+def test_no_grad_forward_and_lse_not_exposed():
+    q = engine.randn(1, 4, 3)
+    with engine.no_grad():
+        out = F.scaled_dot_product_attention(q, q, q)
+    assert out.shape == (1, 4, 3) and not out.requires_grad
