@@ -8,3 +8,4 @@ from .ops.attention import *  # noqa: F401,F403
 from .ops.activation import *  # noqa: F401,F403
 from .ops.embedding import *  # noqa: F401,F403
 from .ops.linear import *  # noqa: F401,F403
+from .ops.rnn import *  # noqa: F401,F403

@@ -3,3 +3,4 @@ from . import init, utils  # noqa: F401
 from .layers import *  # noqa: F401,F403
 from .module import Module, Parameter  # noqa: F401
 from .attention import *  # noqa: F401,F403,E402
+from .rnn import *  # noqa: F401,F403,E402

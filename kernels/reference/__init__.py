@@ -9,3 +9,4 @@ from .activation import *  # noqa: F401,F403
 from .embedding import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
+from .rnn import *  # noqa: F401,F403

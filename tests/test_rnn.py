@@ -1,0 +1,247 @@
+"""Recurrent family: tanh RNN and GRU kernels (reference vs finite differences, CPU vs reference, determinism),
+the engine ops F.rnn_tanh / F.gru (gradients, errors) and nn.RNN / nn.GRU against PyTorch."""
+import numba
+import numpy as np
+import pytest
+
+import engine
+import kernels.cpu
+import kernels.cpu.rnn as cpu
+import kernels.reference.rnn as ref
+from conftest import assert_close, check_backward_fd, check_engine_grad, noncontig
+from engine.nn.rnn import GRU, RNN
+from engine.ops.rnn import gru, rnn_tanh
+
+for _name in cpu.__all__:          # until kernels/cpu/__init__.py imports rnn
+    if not hasattr(kernels.cpu, _name):
+        setattr(kernels.cpu, _name, getattr(cpu, _name))
+
+rng = np.random.default_rng(0)
+GATES = {"rnn": 1, "gru": 3}
+
+
+def make(kind, T, B, H, bias=True, dtype=np.float64, scale=1.0):
+    """xw, h0, w_hh, b_hh for one recurrence; weights ~ U(-1/sqrt(H), 1/sqrt(H)) * scale."""
+    G = GATES[kind] * H
+    k = scale / np.sqrt(H)
+    xw = rng.standard_normal((T, B, G))
+    h0 = rng.uniform(-0.9, 0.9, (B, H))
+    w = rng.uniform(-k, k, (G, H))
+    b = rng.uniform(-k, k, G) if bias else None
+    return [a if a is None else a.astype(dtype) for a in (xw, h0, w, b)]
+
+
+def fwd(mod, kind, xw, h0, w, b):
+    out = mod.rnn_tanh_fwd(xw, h0, w, b) if kind == "rnn" else mod.gru_fwd(xw, h0, w, b)
+    return (out, None) if kind == "rnn" else out
+
+
+def bwd(mod, kind, dhs, hs, gates, h0, w):
+    return mod.rnn_tanh_bwd(dhs, hs, h0, w) if kind == "rnn" else mod.gru_bwd(dhs, hs, gates, h0, w)
+
+
+# ---- (1) the reference's backward through time vs finite differences ---------------------------------------
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+@pytest.mark.parametrize("T,B,H", [(1, 2, 3), (6, 3, 4)])
+def test_reference_backward_fd(kind, T, B, H):
+    xw, h0, w, b = make(kind, T, B, H, scale=2.0)
+
+    def forward(xw, h0, w, b):
+        return fwd(ref, kind, xw, h0, w, b)[0]
+
+    def backward(dout, xw, h0, w, b):
+        hs, gates = fwd(ref, kind, xw, h0, w, b)
+        return bwd(ref, kind, dout, hs, gates, h0, w)
+
+    check_backward_fd(forward, backward, [xw, h0, w, b])
+
+
+# ---- (2) CPU kernels vs the reference ----------------------------------------------------------------------
+CONFIGS = [(1, 1, 1, True), (3, 2, 5, False), (7, 70, 9, True), (4, 150, 33, True), (2, 65, 8, True)]
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+@pytest.mark.parametrize("T,B,H,bias", CONFIGS)
+def test_cpu_matches_reference(kind, T, B, H, bias, dtype):
+    xw, h0, w, b = make(kind, T, B, H, bias)
+    hs, gates = fwd(ref, kind, xw, h0, w, b)
+    cast = [None if a is None else a.astype(dtype) for a in (xw, h0, w, b)]
+    hs_c, gates_c = fwd(cpu, kind, *cast)
+    assert hs_c.dtype == dtype
+    assert_close(hs_c, hs, dtype, scale=T, err_msg="hs")
+    if kind == "gru":
+        assert_close(gates_c, gates, dtype, scale=T, err_msg="gates")
+    dhs = rng.standard_normal(hs.shape)
+    grads = bwd(ref, kind, dhs, hs, gates, h0, w)
+    grads_c = bwd(cpu, kind, dhs.astype(dtype), hs_c, gates_c, cast[1], cast[2])
+    for name, g_c, g in zip(("dxw", "dh0", "dw_hh", "db_hh"), grads_c, grads):
+        assert g_c.dtype == dtype
+        assert_close(g_c, g, dtype, scale=T * (1 + np.sqrt(B)), err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+def test_cpu_noncontiguous_inputs(kind):
+    xw, h0, w, b = make(kind, 5, 7, 6)
+    hs, gates = fwd(ref, kind, xw, h0, w, b)
+    hs_c, gates_c = fwd(cpu, kind, noncontig(xw), noncontig(h0), noncontig(w), noncontig(b))
+    assert_close(hs_c, hs, np.float64)
+    dhs = rng.standard_normal(hs.shape)
+    grads = bwd(ref, kind, dhs, hs, gates, h0, w)
+    gates_nc = None if gates_c is None else noncontig(gates_c)
+    args = (noncontig(dhs), noncontig(hs_c), gates_nc, noncontig(h0), noncontig(w))
+    for g_c, g in zip(bwd(cpu, kind, *args), grads):
+        assert_close(g_c, g, np.float64)
+
+
+# ---- (3) determinism: bitwise repeat, and 1 thread vs all --------------------------------------------------
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+def test_bitwise_repeat_and_threads(kind):
+    xw, h0, w, b = make(kind, 6, 200, 32, dtype=np.float32)      # large enough for the parallel path
+    assert 200 > 2 * cpu.ROWS
+    dhs = rng.standard_normal((6, 200, 32)).astype(np.float32)
+
+    def run():
+        hs, gates = fwd(cpu, kind, xw, h0, w, b)
+        return (hs,) + (() if gates is None else (gates,)) + tuple(bwd(cpu, kind, dhs, hs, gates, h0, w))
+
+    first, again = run(), run()
+    prev = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        serial = run()
+    finally:
+        numba.set_num_threads(prev)
+    for a, b_, c in zip(first, again, serial):
+        np.testing.assert_array_equal(a, b_)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_saturated_inputs_stay_finite():
+    """Large pre-activations: tanh and sigmoid saturate to +-1 / 0, 1 without overflow or NaN."""
+    for kind in ("rnn", "gru"):
+        xw, h0, w, b = make(kind, 3, 4, 5, dtype=np.float32)
+        xw = xw * np.float32(1e4)
+        hs, gates = fwd(cpu, kind, xw, h0, w, b)
+        hs_r, _ = fwd(ref, kind, xw.astype(np.float64), h0, w, b)
+        assert np.isfinite(hs).all()
+        assert_close(hs, hs_r, np.float32)
+
+
+# ---- (5) argument checks ------------------------------------------------------------------------------------
+def T_(a, dtype=np.float64):
+    return engine.tensor(np.asarray(a), dtype=dtype)
+
+
+@pytest.mark.parametrize("fn,G", [(rnn_tanh, 1), (gru, 3)])
+def test_bad_arguments(fn, G):
+    x, h0 = T_(np.ones((4, 2, 3))), T_(np.zeros((2, 5)))
+    w_ih, w_hh, b = T_(np.ones((G * 5, 3))), T_(np.ones((G * 5, 5))), T_(np.ones(G * 5))
+    fn(x, h0, w_ih, w_hh, b, b)                                  # the good call
+    cases = [
+        (TypeError, "input", (np.ones((4, 2, 3)), h0, w_ih, w_hh, b, b)),
+        (TypeError, "input", (T_(np.ones((4, 2, 3)), np.int64), h0, w_ih, w_hh, b, b)),
+        (ValueError, "input", (T_(np.ones((2, 3))), h0, w_ih, w_hh, b, b)),
+        (ValueError, "input", (T_(np.ones((0, 2, 3))), h0, w_ih, w_hh, b, b)),
+        (ValueError, "w_hh", (x, h0, w_ih, T_(np.ones((G * 5 + 1, 5))), b, b)),
+        (ValueError, "w_hh", (x, h0, w_ih, T_(np.ones(G * 5)), b, b)),
+        (ValueError, "w_ih", (x, h0, T_(np.ones((G * 5, 4))), w_hh, b, b)),
+        (ValueError, "b_ih", (x, h0, w_ih, w_hh, T_(np.ones(G * 5 + 1)), b)),
+        (ValueError, "b_hh", (x, h0, w_ih, w_hh, b, T_(np.ones((1, G * 5))))),
+        (ValueError, "h0", (x, T_(np.zeros((3, 5))), w_ih, w_hh, b, b)),
+        (ValueError, "h0", (x, T_(np.zeros((2, 2, 5))), w_ih, w_hh, b, b)),
+        (TypeError, "h0", (x, T_(np.zeros((2, 5)), np.float32), w_ih, w_hh, b, b)),
+        (TypeError, "w_hh", (x, h0, w_ih, T_(np.ones((G * 5, 5)), np.float32), b, b)),
+    ]
+    for exc, name, args in cases:
+        with pytest.raises(exc, match=name):
+            fn(*args)
+
+
+def test_module_bad_arguments():
+    with pytest.raises(ValueError, match="nonlinearity"):
+        RNN(3, 4, nonlinearity="relu")
+    with pytest.raises(ValueError, match="bidirectional"):
+        GRU(3, 4, bidirectional=True)
+    with pytest.raises(ValueError, match="hidden_size"):
+        RNN(3, 0)
+    with pytest.raises(ValueError, match="dropout"):
+        GRU(3, 4, dropout=1.5)
+    m = RNN(3, 4, num_layers=2)
+    with pytest.raises(ValueError, match="input"):
+        m(engine.randn(5, 2, 4))
+    with pytest.raises(ValueError, match="hx"):
+        m(engine.randn(5, 2, 3), engine.zeros(1, 2, 4))
+    with pytest.raises(TypeError, match="input"):
+        m(np.ones((5, 2, 3), np.float32))
+
+
+# ---- (6) engine level: tape gradients, h_n, PyTorch -------------------------------------------------------
+@pytest.mark.parametrize("fn,G", [(rnn_tanh, 1), (gru, 3)])
+def test_engine_gradients(fn, G):
+    T, B, I, H = 4, 3, 2, 5
+    x, h0 = rng.standard_normal((T, B, I)), rng.uniform(-0.5, 0.5, (B, H))
+    w_ih, w_hh = rng.uniform(-0.6, 0.6, (G * H, I)), rng.uniform(-0.6, 0.6, (G * H, H))
+    b_ih, b_hh = rng.uniform(-0.5, 0.5, G * H), rng.uniform(-0.5, 0.5, G * H)
+    check_engine_grad(lambda *a: fn(*a)[0], [x, h0, w_ih, w_hh, b_ih, b_hh])
+    check_engine_grad(lambda *a: fn(*a)[1] * 3.0, [x, h0, w_ih, w_hh, b_ih, b_hh])     # through h_n only
+    check_engine_grad(lambda x, w_ih, w_hh: fn(x, None, w_ih, w_hh)[0], [x, w_ih, w_hh])  # no biases, no h0
+    out, h_n = fn(T_(x), T_(h0), T_(w_ih), T_(w_hh))
+    assert out.shape == (T, B, H) and h_n.shape == (B, H)
+    np.testing.assert_array_equal(h_n.numpy(), out.numpy()[-1])
+    assert fn(T_(x), T_(h0[None]), T_(w_ih), T_(w_hh))[1].shape == (1, B, H)
+    assert fn(T_(x), None, T_(w_ih), T_(w_hh))[1].shape == (1, B, H)
+
+
+@pytest.mark.parametrize("cls,tname", [(RNN, "RNN"), (GRU, "GRU")])
+@pytest.mark.parametrize("layers,batch_first,bias", [(1, False, True), (2, True, False)])
+def test_modules_match_torch(cls, tname, layers, batch_first, bias):
+    torch = pytest.importorskip("torch")
+    tm = getattr(torch.nn, tname)(5, 7, num_layers=layers, batch_first=batch_first, bias=bias).double()
+    m = cls(5, 7, num_layers=layers, batch_first=batch_first, bias=bias, dtype=np.float64)
+    assert list(m.state_dict()) == list(tm.state_dict())
+    m.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    x, h = rng.standard_normal((4, 3, 5)), rng.standard_normal((layers, 4 if batch_first else 3, 7))
+    xt, ht = torch.tensor(x, requires_grad=True), torch.tensor(h, requires_grad=True)
+    out_t, hn_t = tm(xt, ht)
+    (out_t.sin().sum() + (hn_t ** 2).sum()).backward()
+    xe, he = T_(x), T_(h)
+    xe.requires_grad = he.requires_grad = True
+    out, hn = m(xe, he)
+    loss = (out * T_(np.cos(out_t.detach().numpy()))).sum() + (hn * hn).sum()   # d/d out of sum(sin(out)) = cos(out)
+    loss.backward()
+    np.testing.assert_allclose(out.numpy(), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(hn.numpy(), hn_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(xe.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(he.grad.numpy(), ht.grad.numpy(), rtol=1e-9, atol=1e-11)
+    for (name, p), tp in zip(m.named_parameters(), tm.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
+
+
+@pytest.mark.parametrize("cls,tname", [(RNN, "RNN"), (GRU, "GRU")])
+def test_modules_float32_unbatched_and_init(cls, tname):
+    torch = pytest.importorskip("torch")
+    tm = getattr(torch.nn, tname)(3, 16)
+    m = cls(3, 16)
+    for p in m.parameters():                   # PyTorch's init: U(-1/sqrt(H), 1/sqrt(H)), float32
+        assert p.dtype == np.float32 and np.abs(p.numpy()).max() <= 0.25 and np.abs(p.numpy()).max() > 0.2
+    m.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    x = rng.standard_normal((6, 3)).astype(np.float32)                    # unbatched (T, I)
+    out, hn = m(engine.tensor(x))
+    out_t, hn_t = tm(torch.tensor(x))
+    assert out.shape == (6, 16) and hn.shape == (1, 16)
+    np.testing.assert_allclose(out.numpy(), out_t.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(hn.numpy(), hn_t.detach().numpy(), rtol=1e-5, atol=1e-6)
+    xb = rng.standard_normal((9, 130, 3)).astype(np.float32)             # several chunks of rows
+    np.testing.assert_allclose(m(engine.tensor(xb))[0].numpy(), tm(torch.tensor(xb))[0].detach().numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_state_carries_across_calls():
+    """Running a sequence in two pieces, passing h_n on, equals running it whole (how text is sampled)."""
+    m = GRU(4, 6, num_layers=2, dtype=np.float64)
+    x = T_(rng.standard_normal((10, 2, 4)))
+    whole, h_whole = m(x)
+    a, h = m(x[:4])
+    b, h2 = m(x[4:], h)
+    np.testing.assert_allclose(np.concatenate([a.numpy(), b.numpy()]), whole.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(h2.numpy(), h_whole.numpy(), rtol=1e-12)
