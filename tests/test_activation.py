@@ -9,7 +9,7 @@ import engine.functional as F
 import kernels.cpu as cpu
 import kernels.reference as ref
 from conftest import assert_close, check_backward_fd, check_engine_grad, noncontig
-from kernels.cpu._math import vexp_array
+from kernels.cpu._math import vexp_array, vexp_neg
 
 rng = np.random.default_rng(0)
 
@@ -110,3 +110,22 @@ def test_vexp_accuracy_and_special_values(dt, rtol):
     np.testing.assert_allclose(vexp_array(x), np.exp(x.astype(np.float64)), rtol=rtol)
     special = vexp_array(np.array([-np.inf, np.inf, np.nan, 0.0, -1e30], dtype=dt))
     assert special[0] == 0 and special[1] == np.inf and np.isnan(special[2]) and special[3] == 1 and special[4] == 0
+
+
+@numba.njit
+def _apply_vexp_neg(x, out):
+    for i in range(x.size):
+        out[i] = vexp_neg(x[i])
+
+
+def test_vexp_neg_accuracy_and_special_values(dtype):
+    lo = -87.0 if dtype == np.float32 else -708.0
+    x = np.concatenate([np.linspace(lo, 0.0, 100001), [-np.inf, np.nan, lo - 1.0, -1e30, 0.0, -0.0, 1e-7]])
+    x = x.astype(dtype)
+    out = np.empty_like(x)
+    _apply_vexp_neg(x, out)
+    want = np.exp(x.astype(np.float64))
+    big = want > (1e-37 if dtype == np.float32 else 1e-307)
+    rel = np.abs(out[big] - want[big]) / want[big]
+    assert rel.max() < (4e-7 if dtype == np.float32 else 1e-14)
+    assert out[-7] == 0 and np.isnan(out[-6]) and out[-5] == 0 and out[-4] == 0 and out[-3] == 1 and out[-2] == 1

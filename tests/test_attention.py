@@ -141,23 +141,6 @@ def test_fully_masked_rows_are_zero():
     assert np.all(np.isfinite(o)) and all(np.all(np.isfinite(g)) for g in (dq, dk, dv))
 
 
-def test_exp_neg():
-    from numba import njit
-    from kernels.cpu.attention_tiles import exp_neg
-
-    @njit
-    def apply(x, out):
-        for i in range(x.size):
-            out[i] = exp_neg(x[i])
-
-    for dt, rtol in ((np.float32, 4e-7), (np.float64, 1e-14)):
-        x = np.concatenate([np.linspace(-86, 0.001, 20001), [-1e4, -np.inf]]).astype(dt)
-        out = np.empty_like(x)
-        apply(x, out)
-        np.testing.assert_allclose(out[:-2], np.exp(x[:-2].astype(np.float64)), rtol=rtol)
-        assert out[-1] == 0 and out[-2] == 0
-
-
 # ---- (3) determinism ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("lead", [(4, 8), (1, 2)], ids=["many_heads", "key_tile_groups"])
 def test_bitwise_repeat_and_thread_count(lead):

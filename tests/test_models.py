@@ -1,7 +1,6 @@
 """The model zoo: each experiment learns on small data in seconds, and the runner writes its files."""
 import json
 
-import numpy as np
 import pytest
 
 import engine

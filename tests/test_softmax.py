@@ -59,25 +59,6 @@ def test_reference_masked_backward_fd():
                       lambda d, x: (ref.masked_softmax_bwd(d, ref.masked_softmax_fwd(x, lens), lens),), [x])
 
 
-@numba.njit
-def _apply_exp_le0(x, out):
-    for i in range(x.size):
-        out[i] = cpu_softmax.exp_le0(x[i])
-
-
-def test_exp_le0_accuracy(dtype):
-    lo = -87.0 if dtype == np.float32 else -708.0
-    x = np.concatenate([np.linspace(lo, 0.0, 100001), [-np.inf, np.nan, lo - 1.0, -1e30, 0.0, -0.0, 1e-7]])
-    x = x.astype(dtype)
-    out = np.empty_like(x)
-    _apply_exp_le0(x, out)
-    want = np.exp(x.astype(np.float64))
-    big = want > (1e-37 if dtype == np.float32 else 1e-307)
-    rel = np.abs(out[big] - want[big]) / want[big]
-    assert rel.max() < (1e-6 if dtype == np.float32 else 1e-14)
-    assert out[-7] == 0 and np.isnan(out[-6]) and out[-5] == 0 and out[-4] == 0 and out[-3] == 1 and out[-2] == 1
-
-
 # ---- (2) CPU kernels vs reference ------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("kind", ["normal", "spiky", "huge", "neginf"])

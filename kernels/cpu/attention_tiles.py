@@ -8,11 +8,8 @@ vectorizes (measured at about the speed of PyTorch's sgemm on this machine). The
 caller zeroes C first). Per-row bounds let causal (and valid_lens) tiles skip what the mask removes.
 """
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic, overload
+from numba import njit
 
-from ._math import vexp
 
 FASTMATH = {"contract", "arcp", "reassoc", "afn", "nsz"}      # never nnan/ninf: masks are -inf
 
@@ -106,44 +103,6 @@ def tile_bounds(kl, j0, mk, lo, hi):
             i += 1
             run = max(run, kl[i]) if i < nq else run
         lo[j] = i
-
-
-@intrinsic
-def _i32_as_f32(typingctx, v):
-    """Reinterpret an int32 as a float32."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
-
-
-def exp_neg(x):
-    """exp(x) for x <= 0 (a score minus its row max or its lse), vectorizable; exp(-inf) = 0. Valid up to
-    x = 88 (a rounding excess over 0 is harmless); no overflow or NaN handling."""
-    return np.exp(x)
-
-
-@overload(exp_neg)
-def _exp_neg_impl(x):
-    """float32: _math.vexp's range reduction and polynomial, without the overflow and NaN selects (x <= 0)
-    and with 2^k built through int32 (vexp's int64 conversion costs AVX-512 twice the instructions):
-    about 1.9x faster, same 2e-7 relative error; below exp(-87) it returns 0. float64: vexp."""
-    if x == types.float32:
-        def impl(x):
-            xc = max(x, np.float32(-87.0))
-            kf = np.floor(xc * np.float32(1.4426950408889634) + np.float32(0.5))
-            r = xc - kf * np.float32(0.693145751953125) - kf * np.float32(1.42860682030941723212e-6)
-            p = np.float32(1.0 / 720)
-            p = p * r + np.float32(1.0 / 120)
-            p = p * r + np.float32(1.0 / 24)
-            p = p * r + np.float32(1.0 / 6)
-            p = p * r + np.float32(0.5)
-            p = p * r + np.float32(1.0)
-            p = p * r + np.float32(1.0)
-            y = p * _i32_as_f32((np.int32(kf) + np.int32(127)) << np.int32(23))
-            return np.float32(0.0) if x < np.float32(-87.0) else y
-        return impl
-    if x == types.float64:
-        return lambda x: vexp(x)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")

@@ -1,7 +1,7 @@
 """Numba CPU kernels for the losses: fused cross_entropy (log-sum-exp + loss, one pass back), mse_loss.
 
 cross_entropy: logits (N, C), int targets (N,), `prange` over chunks of rows; per row a vectorized max
-pass, then one exp-sum pass (exp_le0, summed in blocks of the input dtype, blocks added in float64). Forward saves the
+pass, then one exp-sum pass (vexp_neg, summed in blocks of the input dtype, blocks added in float64). Forward saves the
 per-row log-sum-exp in float64, never the probabilities; backward recomputes exp(x - lse) and writes
 dx in one pass. Rows are independent: results do not depend on the thread count.
 mse_loss: flat arrays cut into fixed chunks; `prange` over chunks; per-chunk float64 partial sums are
@@ -13,7 +13,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._parallel import PARALLEL_MIN
-from .softmax import BLOCK, FASTMATH, _launch, exp_le0, row_max
+from ._math import vexp_neg
+from .softmax import BLOCK, FASTMATH, _launch, row_max
 
 __all__ = ["cross_entropy_fwd", "cross_entropy_bwd", "mse_loss_fwd", "mse_loss_bwd"]
 
@@ -33,7 +34,7 @@ def _lse_and_dev(xr, C):
         d_sum = dt(0.0)
         for j in range(min(BLOCK, C - base)):
             d = xr[base + j] - m
-            e_sum += exp_le0(d)
+            e_sum += vexp_neg(d)
             d_sum -= d
         s += e_sum
         dev += d_sum
@@ -92,7 +93,7 @@ def _cross_entropy_bwd(dloss, x, target, lse, eps, ignore_index, dx, lo, hi):
         g = dt(dloss[r])
         off = dt(eps / C * dloss[r])
         for j in range(C):
-            dr[j] = exp_le0((xr[j] - l_hi) - l_lo) * g - off
+            dr[j] = vexp_neg((xr[j] - l_hi) - l_lo) * g - off
         dr[t] -= dt((1.0 - eps) * dloss[r])
 
 

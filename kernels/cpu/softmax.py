@@ -4,18 +4,16 @@ Every kernel works on a 2-D (R, n) array along its last axis (the engine moves t
 `prange` runs over chunks of rows (inputs under PARALLEL_MIN elements run serially in the calling thread);
 each row is a few fused, vectorized serial passes that stay in L1/L2:
   1. row max with `vmax` (llvm.maximum: NaN-propagating, vectorizes without fastmath's nnan),
-  2. exp(x - max) with `exp_le0` (a leaner _math.vexp for arguments <= 0), summed in blocks of BLOCK
+  2. exp(x - max) with `_math.vexp_neg` (vexp for arguments <= 0), summed in blocks of BLOCK
      lanes of the input dtype, the blocks added in float64,
   3. a scale (or shift) pass.
 Rows are independent, so results do not depend on the thread count. An all -inf row (or a masked row of
 valid length 0) gives zeros from softmax and -inf from log_softmax. Output dtype = input dtype.
 """
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic, overload
+from numba import njit, prange
 
-from ._math import LN2_HI, LN2_LO, LOG2E, _bits_to_f32, _bits_to_f64
+from ._math import vexp_neg, vmax
 from ._parallel import PARALLEL_MIN
 
 __all__ = ["softmax_fwd", "softmax_bwd", "log_softmax_fwd", "log_softmax_bwd",
@@ -25,70 +23,6 @@ __all__ = ["softmax_fwd", "softmax_bwd", "log_softmax_fwd", "log_softmax_bwd",
 FASTMATH = {"contract", "arcp", "reassoc", "afn", "nsz"}
 BLOCK = 512          # elements summed in the input dtype's lanes before adding into a float64 total
 ROW_CHUNK = 1 << 14  # elements (whole rows) per parallel chunk
-
-
-@intrinsic
-def vmax(typingctx, a, b):
-    """max(a, b) for two floats of one type as llvm.maximum: NaN if either is NaN; a max-reduction loop
-    written with it vectorizes (Python's max, a compare-and-select, does not without nnan)."""
-    if not (isinstance(a, types.Float) and a == b):
-        return None
-
-    def codegen(context, builder, signature, args):
-        ty = args[0].type
-        fn = builder.module.declare_intrinsic("llvm.maximum", [ty], ir.FunctionType(ty, [ty, ty]))
-        return builder.call(fn, args)
-    return a(a, b), codegen
-
-
-def exp_le0(x):
-    """exp(x) for x <= 0 (or NaN), vectorizable: vexp without the overflow branch, and for float32 the
-    exponent built in int32 lanes (vexp converts to int64, which halves the vector width): about 1.6x
-    faster than vexp here. Valid for x <= 88 (float32) / 709 (float64), which covers every use here:
-    x - rowmax, log-probabilities, x - lse. exp(-inf) = 0, exp(NaN) = NaN, results below ~1e-38 (float32)
-    or ~1e-308 (float64) flush to 0. Same range reduction and polynomials as _math.vexp."""
-    return np.exp(x)
-
-
-@overload(exp_le0, inline="always")
-def _exp_le0_impl(x):
-    if x == types.float32:
-        def impl(x):
-            xc = max(x, np.float32(-87.0))
-            kf = np.floor(xc * np.float32(LOG2E) + np.float32(0.5))
-            r = xc - kf * np.float32(LN2_HI) - kf * np.float32(LN2_LO)
-            p = np.float32(1.0 / 720)
-            p = p * r + np.float32(1.0 / 120)
-            p = p * r + np.float32(1.0 / 24)
-            p = p * r + np.float32(1.0 / 6)
-            p = p * r + np.float32(0.5)
-            p = p * r + np.float32(1.0)
-            p = p * r + np.float32(1.0)
-            y = p * _bits_to_f32((np.int64(np.int32(kf)) + 127) << 23)     # LLVM narrows this to int32
-            y = np.float32(0.0) if x < np.float32(-87.0) else y             # a select: the loop vectorizes
-            return x if x != x else y
-        return impl
-    if x == types.float64:
-        def impl(x):
-            xc = max(x, -708.0)
-            kf = np.floor(xc * LOG2E + 0.5)
-            r = xc - kf * LN2_HI - kf * LN2_LO
-            p = 1.0 / 39916800
-            p = p * r + 1.0 / 3628800
-            p = p * r + 1.0 / 362880
-            p = p * r + 1.0 / 40320
-            p = p * r + 1.0 / 5040
-            p = p * r + 1.0 / 720
-            p = p * r + 1.0 / 120
-            p = p * r + 1.0 / 24
-            p = p * r + 1.0 / 6
-            p = p * r + 0.5
-            p = p * r + 1.0
-            p = p * r + 1.0
-            y = p * _bits_to_f64((np.int64(kf) + 1023) << 52)
-            y = 0.0 if x < -708.0 else y
-            return x if x != x else y
-        return impl
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -110,12 +44,12 @@ def row_exp_sum(xr, yr, n, m, write):
         e_sum = dt(0.0)
         if write:
             for j in range(min(BLOCK, n - base)):
-                e = exp_le0(xr[base + j] - m)
+                e = vexp_neg(xr[base + j] - m)
                 yr[base + j] = e
                 e_sum += e
         else:
             for j in range(min(BLOCK, n - base)):
-                e_sum += exp_le0(xr[base + j] - m)
+                e_sum += vexp_neg(xr[base + j] - m)
         s += e_sum
     return s
 
@@ -226,7 +160,7 @@ def _log_softmax_bwd(dout, y, dx, lo, hi):
             s += p
         g = dt(s)
         for i in range(n):
-            xr[i] = dr[i] - exp_le0(yr[i]) * g
+            xr[i] = dr[i] - vexp_neg(yr[i]) * g
 
 
 @njit(cache=True, parallel=True)

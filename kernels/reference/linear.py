@@ -1,5 +1,4 @@
 """float64 NumPy references: linear layer y = x W^T + b."""
-import numpy as np
 
 __all__ = ["linear_fwd", "linear_bwd"]
 
