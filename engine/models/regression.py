@@ -117,6 +117,7 @@ def weight_decay(cfg, run):
     X, y = synthetic_data(np.full(d, 0.01), 0.05, n_train + n_val, 0.01, rng)
     summary = {}
     for lam in (0.0, 1.0, 2.0, 3.0):
+        engine.manual_seed(cfg.seed)              # the same initial weights and minibatches for every lambda
         w, _, curves = fit_linear(X[:n_train], y[:n_train], lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                   weight_decay=lam, val=(X[n_train:], y[n_train:]), run=run, desc=f"lambda={lam}")
         run.curves[f"train_loss_wd{lam:g}"] = curves["train_loss"]
