@@ -57,22 +57,6 @@ def _store_t(dst, src, t, lo, n):
 
 
 @njit(**_OPT)
-def _load_rows(dst, src, t, lo, n):
-    """dst[g, r] = src[t, g, lo + r] for r < n (a batch-minor array: no transpose)."""
-    for g in range(dst.shape[0]):
-        for r in range(n):
-            dst[g, r] = src[t, g, lo + r]
-
-
-@njit(**_OPT)
-def _store_rows(dst, src, t, lo, n):
-    """dst[t, g, lo + r] = src[g, r] for r < n."""
-    for g in range(src.shape[0]):
-        for r in range(n):
-            dst[t, g, lo + r] = src[g, r]
-
-
-@njit(**_OPT)
 def _gemm_acc(out, a, bT, n):
     """out[i, r] += sum_k a[i, k] bT[k, r] for r < n; k unrolled by 8, the r loop vectorizes."""
     I, K = a.shape
@@ -175,7 +159,6 @@ def _gru_fwd_chunk(xw, h0, w, b, hs, gates, lo, hi):
     hT = np.empty((H, n), xw.dtype)
     hw = np.empty((G, n), xw.dtype)
     x = np.empty((G, n), xw.dtype)
-    gt = np.empty((4 * H, n), xw.dtype)
     _load_t(hT, h0.reshape((1,) + h0.shape), 0, lo, n)
     for t in range(T):
         _load_t(x, xw, t, lo, n)
@@ -183,18 +166,18 @@ def _gru_fwd_chunk(xw, h0, w, b, hs, gates, lo, hi):
             for r in range(n):
                 hw[g, r] = b[g]
         _gemm_acc(hw, w, hT, n)
+        gt = gates[t]                         # (4H, B), batch-minor: written straight from the loop
         for j in range(H):
             for r in range(n):
                 rg = _sigmoid(x[j, r] + hw[j, r], one)
                 z = _sigmoid(x[H + j, r] + hw[H + j, r], one)
                 nn = _tanh(x[2 * H + j, r] + rg * hw[2 * H + j, r], one)
                 hT[j, r] = (one - z) * nn + z * hT[j, r]
-                gt[j, r] = rg
-                gt[H + j, r] = z
-                gt[2 * H + j, r] = nn
-                gt[3 * H + j, r] = hw[2 * H + j, r]
+                gt[j, lo + r] = rg
+                gt[H + j, lo + r] = z
+                gt[2 * H + j, lo + r] = nn
+                gt[3 * H + j, lo + r] = hw[2 * H + j, r]
         _store_t(hs, hT, t, lo, n)
-        _store_rows(gates, gt, t, lo, n)
 
 
 @njit(**_OPT)
@@ -207,21 +190,20 @@ def _gru_bwd_chunk(dhs, hs, gates, h0, wT, dxw, dh0, dwp, dbp, lo, hi):
     dh = np.zeros((H, n), hs.dtype)
     g_ = np.empty((H, n), hs.dtype)
     hp = np.empty((H, n), hs.dtype)
-    gt = np.empty((4 * H, n), hs.dtype)
     dx = np.empty((3 * H, n), hs.dtype)
     dw = np.empty((3 * H, n), hs.dtype)
     for t in range(T - 1, -1, -1):
         hrows = hs[t - 1, lo:hi] if t > 0 else h0[lo:hi]
         _load_t(g_, dhs, t, lo, n)
         _load_t(hp, hrows.reshape((1,) + hrows.shape), 0, 0, n)
-        _load_rows(gt, gates, t, lo, n)
+        gt = gates[t]
         for j in range(H):
             for r in range(n):
                 g = g_[j, r] + dh[j, r]
-                rg, z, nn = gt[j, r], gt[H + j, r], gt[2 * H + j, r]
+                rg, z, nn = gt[j, lo + r], gt[H + j, lo + r], gt[2 * H + j, lo + r]
                 dn = g * (one - z) * (one - nn * nn)
                 dz = g * (hp[j, r] - nn) * z * (one - z)
-                dr = dn * gt[3 * H + j, r] * rg * (one - rg)
+                dr = dn * gt[3 * H + j, lo + r] * rg * (one - rg)
                 dx[j, r] = dr
                 dx[H + j, r] = dz
                 dx[2 * H + j, r] = dn

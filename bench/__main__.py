@@ -1,0 +1,196 @@
+"""`python -m bench [all|verify|run] [options]`: verify the kernels, then benchmark them against their peers.
+
+  python -m bench                       verify (float32 + float64), then benchmark at the standard shapes
+  python -m bench verify                only the kernel checks; exit status 1 if any fails
+  python -m bench run --ops conv2d,softmax --dtype float32 --device cpu --out DIR
+  python -m bench --quick               small shapes, few repeats (what `make test` runs)
+  python -m bench --list                the ops and families it knows
+
+--ops takes op names (conv2d, max_pool2d, ...) or families (conv, pool, norm, softmax, loss, attention,
+linear, optim, models, activation, embedding, rnn). The exit status is 1 when a check fails, a case raises,
+or a family module does not import. Results go to bench/results/ (git-ignored): bench_<mode>_<time>.json
+with every figure, and .png with the ratios against each peer.
+
+Threads: Numba, PyTorch and the BLAS under NumPy get the same count (--threads, default all cores), and
+run one at a time. Idle OpenMP and OpenBLAS workers are told to sleep rather than spin (see PASSIVE below;
+--spin keeps the libraries' defaults). The start-up thread probe reports how much each library slows down
+when run right after the others.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def parse(argv):
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("command", nargs="?", default="all", choices=["all", "verify", "run"])
+    ap.add_argument("--ops", default="", help="comma-separated ops or families (default: all)")
+    ap.add_argument("--quick", action="store_true", help="small shapes and few repeats")
+    ap.add_argument("--dtype", default="", help="float32, float64 or both, comma-separated (default: benchmark "
+                                                "float32; verify both, float32 only with --quick)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "all"], help="where to benchmark")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON and PNG (default bench/results)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for Numba, PyTorch and BLAS alike")
+    ap.add_argument("--cuda-sim", action="store_true", help="also verify kernels.cuda under the CUDA simulator")
+    ap.add_argument("--cold", action="store_true", help="a fresh NUMBA_CACHE_DIR, so first calls show true compile time")
+    ap.add_argument("--gap", type=float, default=0.0, help="seconds to sleep between timed samples")
+    ap.add_argument("--spin", action="store_true", help="keep OpenMP's and OpenBLAS's default spin-waiting threads")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--list", action="store_true", help="list the ops and cases, then exit")
+    return ap.parse_args(argv)
+
+
+# Idle worker threads sleep instead of spinning: OpenMP's (Numba's omp layer and PyTorch share libgomp) and
+# OpenBLAS's (NumPy). Measured here on 2 busy cores (bench/machine.py's probe): with the libraries' default
+# spin-waiting, an 8 MB Numba copy took 12 ms instead of 0.4 ms and a 256x256 GEMM 24 ms instead of 0.3 ms,
+# because spinning workers hold the cores that the next call's threads need. A sleeping worker costs a wake-up
+# (microseconds) per parallel region, the same for the engine and its peers. --spin keeps the defaults.
+PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+ENV_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS",
+            "NUMBA_THREADING_LAYER", "NUMBA_CACHE_DIR", "NUMBA_ENABLE_CUDASIM")
+
+
+def _env(args):
+    """Settings that must precede the first import of numpy, numba and torch."""
+    if not args.spin:
+        for k, v in PASSIVE.items():
+            os.environ.setdefault(k, v)
+    if args.cuda_sim:
+        os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    if args.cold:
+        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_numba_cache_")
+    late = [m for m in ("numpy", "numba", "torch") if m in sys.modules]
+    if late and __name__ == "__main__":
+        print(f"warning: {', '.join(late)} imported before the bench set its environment", file=sys.stderr)
+
+
+def _devices(want):
+    """(devices to benchmark, {device: why skipped})."""
+    from . import core
+    out, skipped = ["cpu"] if want in ("cpu", "all") else [], {}
+    if want in ("cuda", "all"):
+        torch = core.optional("torch")
+        try:
+            import engine
+            engine.zeros(1, device="cuda")
+            if core.optional("cupy") is None:
+                raise RuntimeError("CuPy is not installed")
+            out.append("cuda")
+        except Exception as e:
+            skipped["cuda"] = f"{type(e).__name__}: {e}" + ("" if torch is None else
+                                                           f" (torch.cuda available: {torch.cuda.is_available()})")
+    return out, skipped
+
+
+def main(argv=None):
+    args = parse(argv)
+    _env(args)
+    import warnings
+    from numba.core.errors import NumbaIRAssumptionWarning
+    # Numba's internal pedantic check (numba asks for a report, the kernels are fine): pages of it would bury
+    # the tables. `make test` still shows it.
+    warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
+    from . import core, report, verify as verify_mod
+    import_errors = core.load_all()
+    ops = [o.strip() for o in args.ops.split(",") if o.strip()]
+    if args.list:
+        print("verify ops:", ", ".join(f"{v.op} ({v.family})" for v in core.VERIFY.values()))
+        print("cases:", "\n  ".join([""] + [f"{c.family:10s} {c.name}" for c in core.CASES]))
+        return 0
+    known = {v.op for v in core.VERIFY.values()} | {v.family for v in core.VERIFY.values()} | \
+        {c.op for c in core.CASES} | {c.family for c in core.CASES}
+    unknown = [o for o in ops if o not in known and o not in import_errors]
+    if unknown:
+        print(f"--ops: unknown {', '.join(unknown)}; known: {', '.join(sorted(known))}", file=sys.stderr)
+        return 2
+    dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
+    vdtypes = dtypes or (["float32"] if args.quick else ["float32", "float64"])
+    bdtypes = dtypes or ["float32"]
+    progress = not args.no_progress and sys.stderr.isatty()
+    threads = core.set_threads(args.threads)
+    from . import machine
+    data = {"meta": None, "quick": args.quick, "import_errors": import_errors}
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    rc = 0
+    for mod, err in import_errors.items():
+        print(f"bench.{mod} did not import: {err}", file=sys.stderr)
+        rc = 1
+
+    if args.command in ("all", "verify"):
+        t0 = time.perf_counter()
+        rows, skipped = verify_mod.run_verify(ops, vdtypes, args.quick, cuda=True, cuda_sim=args.cuda_sim,
+                                              progress=progress, seed=args.seed)
+        data["verify"] = {"rows": rows, "skipped_backends": skipped, "dtypes": vdtypes,
+                          "seconds": time.perf_counter() - t0}
+        print(report.verify_table(rows, skipped), flush=True)
+        bad = verify_mod.failed(rows)
+        for r in bad:
+            if r.get("traceback"):
+                print(f"error in {r['op']} ({r['backend']}, {r['dtype']}) at {r['where'].splitlines()[0]}:\n"
+                      f"{r['traceback']}", file=sys.stderr)
+        print(f"verify: {len(bad)} failing of {len(rows)} checks ({time.perf_counter() - t0:.1f} s)\n", flush=True)
+        if bad:
+            rc = 1
+
+    devices, dskip = _devices(args.device) if args.command in ("all", "run") else ([], {})
+    for dev, why in dskip.items():
+        print(f"(device {dev} skipped: {why})")
+    data["skipped_devices"] = dskip
+    if devices:
+        from . import runner
+        t0 = time.perf_counter()
+        data["limits"] = machine.limits(args.quick, tuple(bdtypes))
+        data["thread_probe"] = machine.thread_probe(args.quick)
+        print(report.limits_line(data["limits"]))
+        tp = data["thread_probe"]
+        print("thread probe, time interleaved / alone: " + ", ".join(
+            f"{k} {v:.2f} ({tp['slowdown_with_gap'][k]:.2f} with a {1e3 * tp['gap_s']:.0f} ms gap)"
+            for k, v in tp["slowdown"].items()), flush=True)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0
+        if load > 0.5 * (os.cpu_count() or 1):
+            print(f"warning: load average {load:.1f} on {os.cpu_count()} cores: other processes compete for the "
+                  f"cores, medians will be noisy; the minima are the steadier figures", flush=True)
+        cases = core.select(core.CASES, ops)
+        rows = []
+        for dev in devices:
+            for dt in bdtypes:
+                rows += runner.run_bench(cases, dt, dev, args.quick, data["limits"], progress, args.seed, args.gap)
+        # the limits again at the end, keeping the higher figures: a busy moment at start-up must not make
+        # the kernels look faster than the machine
+        data["limits"] = machine.merge_limits(data["limits"], machine.limits(args.quick, tuple(bdtypes)))
+        runner.apply_limits(rows, data["limits"])
+        print(report.limits_line(data["limits"]) + " (the higher of start and end)")
+        data["bench"] = {"rows": rows, "seconds": time.perf_counter() - t0,
+                         "settings": dict(runner.settings(args.quick), gap_s=args.gap)}
+        print(report.bench_table(rows, threads), flush=True)
+        errors = [r for r in rows if r["status"] == "error"]
+        for r in errors:
+            print(f"error in {r['op']} {r['label']} {r['pass']}: {r['why']}\n{r.get('traceback', '')}", file=sys.stderr)
+        if errors:
+            rc = 1
+
+    data["meta"] = machine.describe(threads)
+    data["meta"]["env"] = {k: os.environ.get(k) for k in ENV_KEYS if os.environ.get(k) is not None}
+    data["first_calls"] = [{"backend": k[0], "kernel": k[1], "dtypes": k[2], "seconds": v[0], "phase": v[1]}
+                           for k, v in core.FIRST_CALLS.items()]
+    data["exit_status"] = rc
+    json_path, png_path = report.out_paths(args.out, stamp, "quick" if args.quick else args.command)
+    report.write_json(json_path, data)
+    print(f"\nJSON: {json_path}")
+    if data.get("bench"):
+        title = f"{data['meta']['cpu']}, {args.threads} threads, git {str(data['meta']['git']['commit'])[:10]}" \
+                f"{' (dirty)' if data['meta']['git']['dirty'] else ''}{' quick' if args.quick else ''}"
+        if report.write_png(png_path, data["bench"]["rows"], title):
+            print(f"PNG:  {png_path}")
+    print("status:", "ok" if rc == 0 else "FAILED")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Activations and dropout: kernel checks (they are elementwise and not among the benchmarked families)."""
+import numpy as np
+
+from .core import verify_op
+
+SHAPES = [(1,), (7, 5), (3, 4, 33), (70000,)]
+
+
+def _shape(rng):
+    return {"shape": tuple(int(n) for n in rng.integers(1, 40, size=rng.integers(1, 4)))}
+
+
+def _off_kink(params, rng):
+    x = rng.standard_normal(params["shape"]) * 4
+    return {"x": np.where(np.abs(x) < 0.05, 0.5, x)}          # no input at relu's kink
+
+
+def _pointwise(name):
+    def run(k, inp, dout_like):
+        y = getattr(k, f"{name}_fwd")(inp["x"])
+        return {"fwd": [y], "bwd": [getattr(k, f"{name}_bwd")(dout_like(y), y)]}
+    return run
+
+
+for _name in ("relu", "sigmoid", "tanh"):
+    verify_op(op=_name, family="activation", kernels=(f"{_name}_fwd", f"{_name}_bwd"),
+              fixed=[{"shape": s} for s in SHAPES], sample=_shape, inputs=_off_kink, run=_pointwise(_name),
+              noncontig=("x",))
+
+
+def _dropout_inputs(params, rng):
+    return {"x": rng.standard_normal(params["shape"]), "u": rng.random(params["shape"]), "p": params["p"]}
+
+
+def _dropout_run(k, inp, dout_like):
+    y, mask = k.dropout_fwd(inp["x"], inp["u"], inp["p"])
+    return {"fwd": [y, mask], "bwd": [k.dropout_bwd(dout_like(y), mask, inp["p"])]}
+
+
+verify_op(op="dropout", family="activation", kernels=("dropout_fwd", "dropout_bwd"),
+          fixed=[{"shape": (7, 5), "p": 0.3}, {"shape": (70000,), "p": 0.5}, {"shape": (3, 33), "p": 1.0},
+                 {"shape": (64, 33), "p": 0.0}],
+          sample=lambda rng: dict(_shape(rng), p=float(np.round(rng.random(), 2))),
+          inputs=_dropout_inputs, run=_dropout_run)

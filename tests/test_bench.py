@@ -1,0 +1,113 @@
+"""The bench cannot rot: `python -m bench --quick` runs end to end (every family verified and timed, JSON and
+PNG written), and verify really fails on a wrong, a crashing or a non-deterministic kernel."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_FAMILIES = ("conv", "pool", "norm", "softmax", "attention", "linear", "optim", "models")
+
+
+@pytest.mark.timeout(900)
+def test_quick_run_verifies_times_and_writes_json_and_png(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--no-progress", "--out", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=850)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    js, png = list(tmp_path.glob("*.json")), list(tmp_path.glob("*.png"))
+    assert len(js) == 1 and len(png) == 1, out[-3000:]
+    assert str(js[0]) in proc.stdout and str(png[0]) in proc.stdout
+    assert png[0].stat().st_size > 10_000
+    data = json.loads(js[0].read_text())
+    assert data["meta"]["git"]["commit"] and data["meta"]["threads"]["numba"] >= 1
+    assert data["limits"]["peak_flops"]["float32"] > 0 and data["limits"]["bandwidth_Bps"] > 0
+
+    from bench import core
+    core.load_all()
+    vrows = data["verify"]["rows"]
+    assert {v.family for v in core.VERIFY.values()} <= {r["family"] for r in vrows}
+    assert not [r for r in vrows if r["status"] == "FAIL"]
+
+    import engine.functional as F
+    rows = data["bench"]["rows"]
+    for fam in BENCH_FAMILIES:
+        assert any(r["family"] == fam for r in rows), f"no benchmark rows for {fam}"
+    for r in rows:
+        if r["status"] == "skipped":                    # only while the engine op is not written yet
+            missing = r["why"].split(" has no ", 1)[1].split(", ")
+            assert not all(hasattr(F, m) for m in missing), r
+            continue
+        assert r["status"] == "ok", r
+        eng = r["timings"]["engine"]
+        assert 0 < eng["min_s"] <= eng["median_s"]
+        if "torch" in r["timings"]:
+            assert r["ratio"]["torch"] > 0
+    ok = {(r["op"], r["pass"]) for r in rows if r["status"] == "ok"}
+    assert ("linear", "fwd") in ok and ("linear", "bwd") in ok and ("adamw_step", "step") in ok
+
+
+@pytest.fixture
+def verify_relu(monkeypatch, tmp_path):
+    """verify_relu(fwd=None, bwd=None) -> (rows, exit status of `python -m bench verify --ops relu`),
+    run in this process with kernels.cpu's relu swapped for the given functions."""
+    import kernels.cpu as cpu
+    from bench import __main__ as cli, core, verify
+    core.load_all()
+
+    def run(fwd=None, bwd=None):
+        if fwd is not None:
+            monkeypatch.setattr(cpu, "relu_fwd", fwd)
+        if bwd is not None:
+            monkeypatch.setattr(cpu, "relu_bwd", bwd)
+        rows, _ = verify.run_verify(["relu"], ["float32"], quick=True, cuda=False, progress=False)
+        rc = cli.main(["verify", "--ops", "relu", "--dtype", "float32", "--quick", "--no-progress",
+                       "--out", str(tmp_path)])
+        return {r["pass"]: r for r in rows}, rc
+    return run
+
+
+def test_verify_passes_the_real_kernel(verify_relu):
+    rows, rc = verify_relu()
+    assert rc == 0 and all(r["status"] == "ok" for r in rows.values()), rows
+
+
+def test_verify_fails_a_wrong_forward(verify_relu):
+    import kernels.reference as ref
+    rows, rc = verify_relu(fwd=lambda x: (ref.relu_fwd(x) * 1.01).astype(x.dtype))
+    assert rc == 1 and rows["fwd"]["status"] == "FAIL" and rows["fwd"]["worst"] > 1
+
+
+def test_verify_fails_a_wrong_backward(verify_relu):
+    rows, rc = verify_relu(bwd=lambda dout, y: np.asarray(dout).copy())      # ignores the mask
+    assert rc == 1 and rows["bwd"]["status"] == "FAIL" and rows["fwd"]["status"] == "ok"
+
+
+def test_verify_fails_a_crashing_kernel(verify_relu):
+    def boom(x):
+        raise RuntimeError("kernel exploded")
+    rows, rc = verify_relu(fwd=boom)
+    assert rc == 1 and rows["error"]["status"] == "FAIL" and "kernel exploded" in rows["error"]["where"]
+
+
+def test_verify_fails_a_non_deterministic_kernel(verify_relu):
+    rng = np.random.default_rng()
+    import kernels.reference as ref
+    noisy = lambda x: (ref.relu_fwd(x) * (1 + 1e-6 * rng.standard_normal(x.shape))).astype(x.dtype)   # ~10 ulp
+    rows, rc = verify_relu(fwd=noisy)
+    assert rc == 1 and rows["fwd"]["status"] == "ok" and rows["repeat"]["status"] == "FAIL"
+
+
+def test_compare_handles_nonfinite_and_integer_outputs():
+    from bench.verify import compare
+    f32 = np.float32
+    assert compare(np.array([1.0, np.inf]), np.array([1.0, np.inf]), f32) == 0
+    assert compare(np.array([1.0, np.nan]), np.array([1.0, 2.0]), f32) == np.inf
+    assert compare(np.array([1.0, -np.inf]), np.array([1.0, np.inf]), f32) == np.inf
+    assert compare(np.array([1, 2], np.int32), np.array([1, 3], np.int32), f32) == np.inf
+    assert compare(np.ones(3), np.ones(4), f32) == np.inf
+    assert 0.4 < compare(np.array([1.0 + 1e-4]), np.array([1.0]), f32) < 0.6     # tolerance 2e-4 + 2e-5
