@@ -97,6 +97,7 @@ def main(argv=None):
     # the tables. `make test` still shows it.
     warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
     from . import core, report, verify as verify_mod
+    core.load_peers_first()
     import_errors = core.load_all()
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
     if args.list:
