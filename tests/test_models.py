@@ -48,6 +48,17 @@ def test_dropout_narrows_the_generalization_gap():
     assert s["dropout_gap"] < s["plain_gap"]
 
 
+def test_lenet_learns():
+    s, run = run_experiment("lenet", epochs=3)       # 0.877 after 3 epochs; chance is 0.1
+    assert s["val_acc"] > 0.8 and run.curves["train_loss"][-1] < 0.6
+
+
+def test_batch_norm_makes_the_sigmoid_lenet_learn_sooner():
+    s, _ = run_experiment("lenet-bn", epochs=3)
+    assert s["bn_epochs_to_90"] is not None and s["bn_epochs_to_90"] <= 3
+    assert s["plain_epochs_to_90"] is None and s["plain_val_acc"] < 0.5
+
+
 def test_resnet_learns_a_little():
     s, run = run_experiment("resnet", epochs=3)      # eval-mode BN needs a few epochs of running statistics
     assert s["val_acc"] > 0.6
