@@ -18,7 +18,7 @@ def _plot_curves(run, path):
     import matplotlib.pyplot as plt
     groups = {}
     for k in run.curves:
-        metric = k.split("_", 1)[1] if k.startswith(("train_", "val_")) else k
+        metric = k.split("_")[1] if k.startswith(("train_", "val_")) else k      # val_acc_bn -> acc
         groups.setdefault(metric, []).append(k)
     if not groups:
         return None
