@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 test: venv
 	rm -rf $(TEST_CACHE)
 	NUMBA_CACHE_DIR=$(TEST_CACHE) $(PY) -m pytest -q
+	# the CUDA kernels under Numba's simulator: a separate process, because the switch must precede numba's import
+	NUMBA_ENABLE_CUDASIM=1 NUMBA_CACHE_DIR=$(TEST_CACHE) $(PY) -m pytest -q tests/cuda
 
 bench: venv
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m bench

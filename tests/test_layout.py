@@ -32,7 +32,7 @@ def test_every_kernel_name_has_a_forward_and_a_backward_or_is_an_update():
 
 def test_import_compiles_nothing():
     code = ("import time, numba.core.registry as r; t = time.perf_counter(); import engine, engine.functional, "
-            "engine.nn, engine.optim, kernels.cpu; from numba.core.dispatcher import Dispatcher; import gc; "
+            "engine.nn, engine.optim, kernels.cpu, kernels.cuda; from numba.core.dispatcher import Dispatcher; import gc; "
             "compiled = [d for d in gc.get_objects() if isinstance(d, Dispatcher) and d.signatures]; "
             "print(len(compiled))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,0 +1,58 @@
+"""What every CUDA kernel module shares: the array module, allocation, the stream, launch sizes.
+
+Arrays on the device are CuPy arrays (anything with `__cuda_array_interface__` is accepted and handed to
+Numba without a copy). Under the Numba simulator (`NUMBA_ENABLE_CUDASIM=1`, no GPU, no CuPy) the same
+kernels run on NumPy arrays, so the wrappers below allocate with whichever module the input came from.
+Kernels are launched on CuPy's current stream, so CuPy work and Numba work stay ordered.
+"""
+import math
+
+import numpy as np
+from numba import config as _config
+from numba import cuda
+
+SIM = bool(_config.ENABLE_CUDASIM)
+TPB = 128                     # threads per block for the block-per-row reductions (a power of two)
+TPB_FLAT = 256                # threads per block for elementwise kernels
+
+
+def xp_of(a):
+    """The array module of `a`: CuPy for device arrays, NumPy for host arrays (the simulator's)."""
+    if isinstance(a, np.ndarray) or np.isscalar(a):
+        return np
+    import cupy
+    return cupy
+
+
+def contiguous(a, dtype=None):
+    xp = xp_of(a)
+    return xp.ascontiguousarray(a, dtype=dtype)
+
+
+def empty(shape, dtype, like):
+    return xp_of(like).empty(shape, dtype=dtype)
+
+
+def zeros(shape, dtype, like):
+    return xp_of(like).zeros(shape, dtype=dtype)
+
+
+def dev(a):
+    """A view Numba's kernels accept, without a copy: the array itself under the simulator or for Numba
+    device arrays, `cuda.as_cuda_array` for CuPy (and other `__cuda_array_interface__`) arrays."""
+    if SIM or isinstance(a, np.ndarray):
+        return a
+    return cuda.as_cuda_array(a)
+
+
+def stream(like=None):
+    """CuPy's current stream as a Numba stream (0, the default stream, under the simulator)."""
+    if SIM or like is None or xp_of(like) is np:
+        return 0
+    import cupy
+    return cuda.external_stream(cupy.cuda.get_current_stream().ptr)
+
+
+def blocks(n, tpb=TPB_FLAT):
+    """Enough blocks of `tpb` threads to cover n elements (at least one)."""
+    return max(1, math.ceil(n / tpb))

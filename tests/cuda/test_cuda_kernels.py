@@ -1,0 +1,161 @@
+"""kernels.cuda against the float64 references, forward and backward, on tiny shapes (the simulator runs
+every CUDA thread as a Python thread), with the CPU tests' tolerance table. Edge cases as on the CPU:
+huge logits, all -inf rows, rows with no valid key, ignored targets, label smoothing, empty arrays."""
+import importlib
+import pkgutil
+
+import numpy as np
+import pytest
+
+import kernels.cuda
+import kernels.reference as ref
+from tests.conftest import DTYPES, assert_close
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_cuda_modules_mirror_the_reference_name_for_name():
+    for m in pkgutil.iter_modules(kernels.cuda.__path__):
+        if m.name.startswith("_"):
+            continue
+        cu = importlib.import_module(f"kernels.cuda.{m.name}")
+        rf = importlib.import_module(f"kernels.reference.{m.name}")
+        assert set(cu.__all__) == set(rf.__all__), m.name
+        assert set(cu.__all__) <= set(dir(kernels.cuda))
+
+
+SHAPES = [(1, 1), (3, 7), (2, 130), (5, 33)]       # 130 > 128 threads: a row spans two block strides
+
+
+def _rows(shape, dtype, rng, scale=3.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_family(op, shape, dtype, to_dev, to_host):
+    rng = np.random.default_rng(hash((op, shape)) % 2**32)
+    x = _rows(shape, dtype, rng)
+    fwd, bwd = getattr(kernels.cuda, f"{op}_fwd"), getattr(kernels.cuda, f"{op}_bwd")
+    y = to_host(fwd(to_dev(x)))
+    assert y.dtype == dtype
+    assert_close(y, getattr(ref, f"{op}_fwd")(x), dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    dx = to_host(bwd(to_dev(dout), to_dev(y)))
+    assert_close(dx, getattr(ref, f"{op}_bwd")(dout, getattr(ref, f"{op}_fwd")(x)), dtype, scale=4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_hard_rows(dtype, to_dev, to_host):
+    x = np.array([[1e4, -1e4, 0.0, 1e4], [-np.inf] * 4, [-np.inf, 2.0, -np.inf, 2.0]], dtype=dtype)
+    y = to_host(kernels.cuda.softmax_fwd(to_dev(x)))
+    np.testing.assert_array_equal(y, ref.softmax_fwd(x).astype(dtype))          # exact: 0.5, 0, ... zeros
+    ly = to_host(kernels.cuda.log_softmax_fwd(to_dev(x)))
+    expect = ref.log_softmax_fwd(x)
+    assert np.isneginf(ly[1]).all() and np.isneginf(ly[2, [0, 2]]).all()
+    assert_close(ly[0, [0, 2, 3]], expect[0, [0, 2, 3]], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4, 5), (3, 130)])
+def test_masked_softmax(shape, dtype, to_dev, to_host):
+    rng = np.random.default_rng(1)
+    x = _rows(shape, dtype, rng)
+    lens = np.array([0, 1, shape[1], 2][:shape[0]], dtype=np.int64)
+    y = to_host(kernels.cuda.masked_softmax_fwd(to_dev(x), to_dev(lens)))
+    assert_close(y, ref.masked_softmax_fwd(x, lens), dtype)
+    assert (y[0] == 0).all() and np.isfinite(y).all()                        # no valid key: zeros, not NaN
+    dout = rng.standard_normal(shape).astype(dtype)
+    dx = to_host(kernels.cuda.masked_softmax_bwd(to_dev(dout), to_dev(y), to_dev(lens)))
+    assert_close(dx, ref.masked_softmax_bwd(dout, ref.masked_softmax_fwd(x, lens), lens), dtype, scale=4)
+    assert (dx[0] == 0).all() and (dx[1, 1:] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("shape", [(4, 3), (3, 150)])
+def test_cross_entropy(shape, eps, dtype, to_dev, to_host):
+    rng = np.random.default_rng(2)
+    N, C = shape
+    x = _rows(shape, dtype, rng, scale=5.0)
+    x[0, 0] = 1e4                                                                # huge logit: finite loss
+    t = rng.integers(0, C, N)
+    t[-1] = -100                                                                 # ignored row
+    loss, lse = (to_host(a) for a in kernels.cuda.cross_entropy_fwd(to_dev(x), to_dev(t), eps, -100))
+    rl, rlse = ref.cross_entropy_fwd(x, t, eps, -100)
+    assert loss.dtype == np.float64 and np.isfinite(loss).all()
+    assert_close(loss, rl, dtype, scale=4)
+    assert_close(lse, rlse, dtype)
+    assert loss[-1] == 0
+    dloss = rng.standard_normal(N)
+    dx = to_host(kernels.cuda.cross_entropy_bwd(to_dev(dloss), to_dev(x), to_dev(t), to_dev(lse), eps, -100))
+    assert dx.dtype == dtype
+    assert_close(dx, ref.cross_entropy_bwd(dloss, x, t, rlse, eps, -100), dtype)
+    assert (dx[-1] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_mse_loss(reduction, dtype, to_dev, to_host):
+    rng = np.random.default_rng(3)
+    x, t = rng.standard_normal((3, 70)).astype(dtype), rng.standard_normal((3, 70)).astype(dtype)
+    out = to_host(kernels.cuda.mse_loss_fwd(to_dev(x), to_dev(t), reduction))
+    assert out.dtype == dtype and out.shape == (x.shape if reduction == "none" else ())
+    assert_close(out, ref.mse_loss_fwd(x, t, reduction), dtype, scale=4)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = to_host(kernels.cuda.mse_loss_bwd(to_dev(dout), to_dev(x), to_dev(t), reduction))
+    assert_close(dx, ref.mse_loss_bwd(dout, x, t, reduction), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["relu", "sigmoid", "tanh"])
+def test_activations(op, dtype, to_dev, to_host):
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((3, 5, 7)) * 4).astype(dtype)
+    x.flat[0] = 800.0 if dtype == np.float64 else 80.0                          # sigmoid must not overflow
+    x.flat[1] = -x.flat[0]
+    y = to_host(getattr(kernels.cuda, f"{op}_fwd")(to_dev(x)))
+    assert y.shape == x.shape and y.dtype == dtype
+    assert_close(y, getattr(ref, f"{op}_fwd")(x), dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    dx = to_host(getattr(kernels.cuda, f"{op}_bwd")(to_dev(dout), to_dev(y)))
+    assert_close(dx, getattr(ref, f"{op}_bwd")(dout, getattr(ref, f"{op}_fwd")(x)), dtype)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
+def test_dropout(p, to_dev, to_host):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 50)).astype(np.float32)
+    u = rng.random(x.shape).astype(np.float32)
+    y, mask = (to_host(a) for a in kernels.cuda.dropout_fwd(to_dev(x), to_dev(u), p))
+    ry, rmask = ref.dropout_fwd(x, u, p)
+    np.testing.assert_array_equal(mask, rmask)
+    assert_close(y, ry, np.float32)
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    dx = to_host(kernels.cuda.dropout_bwd(to_dev(dout), to_dev(mask), p))
+    assert_close(dx, ref.dropout_bwd(dout, rmask, p), np.float32)
+
+
+def test_empty_inputs(to_dev, to_host):
+    for shape in [(0, 5), (3, 0)]:
+        x = np.zeros(shape, np.float32)
+        assert to_host(kernels.cuda.softmax_fwd(to_dev(x))).shape == shape
+        assert to_host(kernels.cuda.relu_fwd(to_dev(x))).shape == shape
+    loss, lse = kernels.cuda.cross_entropy_fwd(to_dev(np.zeros((0, 4), np.float32)), to_dev(np.zeros(0, np.int64)),
+                                               0.0, -100)
+    assert to_host(loss).shape == (0,)
+    assert np.isnan(to_host(kernels.cuda.mse_loss_fwd(to_dev(np.zeros(0, np.float32)),
+                                                      to_dev(np.zeros(0, np.float32)), "mean")))
+
+
+def test_same_input_same_bits(to_dev, to_host):
+    """No atomics in these kernels: a second run gives identical bits."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 140)).astype(np.float32)
+    t = np.array([0, 5, 139])
+    for f in (lambda: kernels.cuda.softmax_fwd(to_dev(x)),
+              lambda: kernels.cuda.cross_entropy_fwd(to_dev(x), to_dev(t), 0.1, -100)[0],
+              lambda: kernels.cuda.mse_loss_fwd(to_dev(x), to_dev(x * 0.5), "sum")):
+        a, b = to_host(f()), to_host(f())
+        np.testing.assert_array_equal(a, b)
