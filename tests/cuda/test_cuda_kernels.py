@@ -159,3 +159,60 @@ def test_same_input_same_bits(to_dev, to_host):
               lambda: kernels.cuda.mse_loss_fwd(to_dev(x), to_dev(x * 0.5), "sum")):
         a, b = to_host(f()), to_host(f())
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (6, 3), (1, 2, 1, 1)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm(shape, affine, dtype, to_dev, to_host):
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(shape) * 2 + 3).astype(dtype)
+    x[:, 0] = 5.0                                                                # a zero-variance channel
+    C = shape[1]
+    w, b = (rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)) if affine else (None, None)
+    dv = (lambda a: None if a is None else to_dev(a))
+    y, mean, rstd, var = (to_host(a) for a in kernels.cuda.batch_norm_fwd_train(to_dev(x), dv(w), dv(b), 1e-5))
+    ry, rmean, rrstd, rvar = ref.batch_norm_fwd_train(x, w, b, 1e-5)
+    assert y.dtype == dtype and mean.dtype == np.float64 and np.isfinite(y).all()
+    assert_close(y, ry, dtype, scale=4)
+    assert_close(mean, rmean, dtype)
+    assert_close(var, rvar, dtype, scale=4)
+    dout = rng.standard_normal(shape).astype(dtype)
+    dx, dw, db = (to_host(a) for a in kernels.cuda.batch_norm_bwd_train(to_dev(dout), to_dev(x), dv(w), to_dev(mean),
+                                                                         to_dev(rstd)))
+    rdx, rdw, rdb = ref.batch_norm_bwd_train(dout, x, w, rmean, rrstd)
+    assert_close(dx, rdx, dtype, scale=8)
+    assert_close(dw, rdw, dtype, scale=8)
+    assert_close(db, rdb, dtype, scale=8)
+    rm, rv = rng.standard_normal(C), rng.random(C) + 0.5
+    y, mean, rstd = (to_host(a) for a in kernels.cuda.batch_norm_fwd_eval(to_dev(x), to_dev(rm), to_dev(rv), dv(w),
+                                                                           dv(b), 1e-5))
+    ry, _, rrstd = ref.batch_norm_fwd_eval(x, rm, rv, w, b, 1e-5)
+    assert_close(y, ry, dtype, scale=4)
+    dx, dw, db = (to_host(a) for a in kernels.cuda.batch_norm_bwd_eval(to_dev(dout), to_dev(x), dv(w), to_dev(rm),
+                                                                        to_dev(rrstd)))
+    for a, e in zip((dx, dw, db), ref.batch_norm_bwd_eval(dout, x, w, rm, rrstd)):
+        assert_close(a, e, dtype, scale=8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 7), (2, 130), (1, 1)])
+def test_layer_norm(shape, dtype, to_dev, to_host):
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal(shape) * 3 + 100).astype(dtype)                    # a large mean: no cancellation
+    x[0] = 7.0                                                                   # a constant row: rstd = 1/sqrt(eps)
+    D = shape[1]
+    w, b = rng.standard_normal(D).astype(dtype), rng.standard_normal(D).astype(dtype)
+    y, mean, rstd = (to_host(a) for a in kernels.cuda.layer_norm_fwd(to_dev(x), to_dev(w), to_dev(b), 1e-5))
+    ry, rmean, rrstd = ref.layer_norm_fwd(x, w, b, 1e-5)
+    assert np.isfinite(y).all()
+    assert_close(y, ry, dtype, scale=8)
+    assert_close(mean, rmean, dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    dx, dw, db = (to_host(a) for a in kernels.cuda.layer_norm_bwd(to_dev(dout), to_dev(x), to_dev(w), to_dev(mean),
+                                                                   to_dev(rstd)))
+    rdx, rdw, rdb = ref.layer_norm_bwd(dout, x, w, rmean, rrstd)
+    assert dx.dtype == dw.dtype == dtype
+    assert_close(dx, rdx, dtype, scale=8)
+    assert_close(dw, rdw, dtype, scale=8)
+    assert_close(db, rdb, dtype, scale=8)
