@@ -216,3 +216,60 @@ def test_layer_norm(shape, dtype, to_dev, to_host):
     assert_close(dx, rdx, dtype, scale=8)
     assert_close(dw, rdw, dtype, scale=8)
     assert_close(db, rdb, dtype, scale=8)
+
+
+POOLS = [  # kernel, stride, padding, ceil_mode, shape (N, C, H, W)
+    ((2, 2), (2, 2), (0, 0), False, (2, 3, 6, 6)),
+    ((3, 3), (1, 1), (1, 1), False, (1, 2, 5, 4)),           # overlapping windows, padding
+    ((3, 2), (2, 1), (1, 0), True, (1, 2, 7, 5)),            # ceil_mode: a last partial window
+    ((2, 3), (3, 2), (1, 1), True, (2, 1, 5, 6)),            # stride larger than the kernel
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,s,p,ceil,shape", POOLS)
+def test_max_pool2d(k, s, p, ceil, shape, dtype, to_dev, to_host):
+    rng = np.random.default_rng(9)
+    x = rng.permutation(np.prod(shape)).reshape(shape).astype(dtype) / 7     # distinct values: one argmax
+    x.flat[3] = -np.inf
+    out, am = (to_host(a) for a in kernels.cuda.max_pool2d_fwd(to_dev(x), k, s, p, ceil))
+    rout, ram = ref.max_pool2d_fwd(x, k, s, p, ceil)
+    assert out.dtype == dtype and am.dtype == np.int32
+    np.testing.assert_array_equal(out, rout.astype(dtype))
+    np.testing.assert_array_equal(am, ram)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = to_host(kernels.cuda.max_pool2d_bwd(to_dev(dout), to_dev(am), shape, k, s, p, ceil))
+    assert_close(dx, ref.max_pool2d_bwd(dout, ram, shape, k, s, p, ceil), dtype)
+
+
+def test_max_pool2d_nan_wins(to_dev, to_host):
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = np.nan
+    out, am = (to_host(a) for a in kernels.cuda.max_pool2d_fwd(to_dev(x), (2, 2), (2, 2), (0, 0), False))
+    assert np.isnan(out[0, 0, 0, 0]) and am[0, 0, 0, 0] == 1 and out[0, 0, 1, 1] == 15
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("include_pad", [True, False])
+@pytest.mark.parametrize("k,s,p,ceil,shape", POOLS)
+def test_avg_pool2d(k, s, p, ceil, shape, include_pad, dtype, to_dev, to_host):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal(shape).astype(dtype)
+    out = to_host(kernels.cuda.avg_pool2d_fwd(to_dev(x), k, s, p, ceil, include_pad))
+    assert_close(out, ref.avg_pool2d_fwd(x, k, s, p, ceil, include_pad), dtype)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = to_host(kernels.cuda.avg_pool2d_bwd(to_dev(dout), shape, k, s, p, ceil, include_pad))
+    assert_close(dx, ref.avg_pool2d_bwd(dout, shape, k, s, p, ceil, include_pad), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,osize", [((2, 3, 5, 7), (1, 1)), ((1, 2, 7, 5), (3, 2)), ((1, 1, 4, 4), (4, 4)),
+                                         ((1, 1, 3, 3), (5, 4))])
+def test_adaptive_avg_pool2d(shape, osize, dtype, to_dev, to_host):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(shape).astype(dtype)
+    out = to_host(kernels.cuda.adaptive_avg_pool2d_fwd(to_dev(x), osize))
+    assert_close(out, ref.adaptive_avg_pool2d_fwd(x, osize), dtype)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = to_host(kernels.cuda.adaptive_avg_pool2d_bwd(to_dev(dout), shape))
+    assert_close(dx, ref.adaptive_avg_pool2d_bwd(dout, shape), dtype)
