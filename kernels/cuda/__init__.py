@@ -1,12 +1,16 @@
 """Numba CUDA kernels on CuPy arrays, module for module and name for name the same as kernels.cpu.
 
 Written so far: softmax (softmax, log_softmax, masked_softmax), loss (cross_entropy, mse_loss), norm (batch
-and layer norm, training and eval), pool (max, average, adaptive average) and activation (relu, sigmoid,
-tanh, dropout). Under `NUMBA_ENABLE_CUDASIM=1` they run on NumPy arrays (the
-simulator), which is how CI tests them. Nothing compiles at import.
+and layer norm, training and eval), pool (max, average, adaptive average), activation (relu, sigmoid,
+tanh, dropout), embedding, linear (CuPy's matmul) and optim (SGD, AdamW). Still missing: conv, attention,
+rnn. Under `NUMBA_ENABLE_CUDASIM=1` they run on NumPy arrays (the simulator), which is how CI tests them.
+Nothing compiles at import.
 """
 from .softmax import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .activation import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
+from .embedding import *  # noqa: F401,F403
+from .linear import *  # noqa: F401,F403
+from .optim import *  # noqa: F401,F403

@@ -273,3 +273,57 @@ def test_adaptive_avg_pool2d(shape, osize, dtype, to_dev, to_host):
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx = to_host(kernels.cuda.adaptive_avg_pool2d_bwd(to_dev(dout), shape))
     assert_close(dx, ref.adaptive_avg_pool2d_bwd(dout, shape), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pad", [-1, 2])
+def test_embedding(pad, dtype, to_dev, to_host):
+    rng = np.random.default_rng(12)
+    w = rng.standard_normal((5, 6)).astype(dtype)
+    idx = np.array([[0, 2, 2], [4, 2, 1]])                                       # repeated rows sum
+    out = to_host(kernels.cuda.embedding_fwd(to_dev(idx), to_dev(w)))
+    np.testing.assert_array_equal(out, ref.embedding_fwd(idx, w))
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dw = to_host(kernels.cuda.embedding_bwd(to_dev(dout), to_dev(idx), 5, pad))
+    assert_close(dw, ref.embedding_bwd(dout.astype(np.float64), idx, 5, pad), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear(dtype, to_dev, to_host):
+    rng = np.random.default_rng(13)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((2, 3, 4), (5, 4), (5,)))
+    y = to_host(kernels.cuda.linear_fwd(to_dev(x), to_dev(w), to_dev(b)))
+    assert_close(y, ref.linear_fwd(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64)), dtype)
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    grads = kernels.cuda.linear_bwd(to_dev(dout), to_dev(x), to_dev(w))
+    for g, e in zip(grads, ref.linear_bwd(*(a.astype(np.float64) for a in (dout, x, w)))):
+        assert_close(to_host(g), e, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum,dampening,nesterov,wd", [(0.0, 0.0, False, 0.1), (0.9, 0.1, False, 0.0),
+                                                           (0.9, 0.0, True, 1e-2)])
+def test_sgd_step(momentum, dampening, nesterov, wd, dtype, to_dev, to_host):
+    rng = np.random.default_rng(14)
+    p0 = rng.standard_normal(300).astype(dtype)
+    p, buf = to_dev(p0.copy()), to_dev(np.zeros(300, dtype))
+    pr, br = p0.astype(np.float64), np.zeros(300)
+    for step in range(3):
+        g = rng.standard_normal(300).astype(dtype)
+        kernels.cuda.sgd_step(p, to_dev(g), buf if momentum else None, 0.05, momentum, dampening, nesterov, wd,
+                              step == 0)
+        ref.sgd_step(pr, g.astype(np.float64), br, 0.05, momentum, dampening, nesterov, wd, step == 0)
+    assert_close(to_host(p), pr, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adamw_step(dtype, to_dev, to_host):
+    rng = np.random.default_rng(15)
+    p0 = rng.standard_normal(300).astype(dtype)
+    p, m, v = to_dev(p0.copy()), to_dev(np.zeros(300, dtype)), to_dev(np.zeros(300, dtype))
+    pr, mr, vr = p0.astype(np.float64), np.zeros(300), np.zeros(300)
+    for step in range(1, 4):
+        g = rng.standard_normal(300).astype(dtype)
+        kernels.cuda.adamw_step(p, to_dev(g), m, v, 1e-2, 0.9, 0.999, 1e-8, 0.01, step)
+        ref.adamw_step(pr, g.astype(np.float64), mr, vr, 1e-2, 0.9, 0.999, 1e-8, 0.01, step)
+    assert_close(to_host(p), pr, dtype, scale=4)

@@ -1,0 +1,60 @@
+"""Fused optimizer updates on the GPU: one thread per parameter element, in place, the same arithmetic as
+kernels/cpu/optim.py (SGD with coupled weight decay, momentum, dampening and Nesterov; AdamW with
+decoupled decay and bias correction)."""
+import math
+
+from numba import cuda
+
+from ._dev import TPB_FLAT, blocks, dev, stream
+
+__all__ = ["sgd_step", "adamw_step"]
+
+
+@cuda.jit
+def _sgd(p, g, buf, lr, momentum, dampening, nesterov, wd, first):
+    i = cuda.grid(1)
+    if i < p.shape[0]:
+        d = g[i] + wd * p[i]
+        if momentum != 0:
+            b = d if first else momentum * buf[i] + (1 - dampening) * d
+            buf[i] = b
+            d = d + momentum * b if nesterov else b
+        p[i] = p[i] - lr * d
+
+
+@cuda.jit
+def _adamw(p, g, m, v, lr, beta1, beta2, eps, decay, c1, c2):
+    i = cuda.grid(1)
+    if i < p.shape[0]:
+        gi = g[i]
+        mi = beta1 * m[i] + (1 - beta1) * gi
+        vi = beta2 * v[i] + (1 - beta2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] = p[i] * decay - lr * (mi / c1) / (math.sqrt(vi / c2) + eps)
+
+
+def _flat(a, name):
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: the fused update needs a contiguous array")
+    return a.reshape(-1)
+
+
+def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first):
+    p = _flat(param, "param")
+    g = _flat(grad, "grad")
+    b = _flat(buf, "buf") if buf is not None else p[:0]
+    t = param.dtype.type
+    if p.size:
+        _sgd[blocks(p.size), TPB_FLAT, stream(p)](dev(p), dev(g), dev(b), t(lr), t(momentum), t(dampening),
+                                                  bool(nesterov), t(weight_decay), bool(first))
+
+
+def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    p = _flat(param, "param")
+    t = param.dtype.type
+    if p.size:
+        _adamw[blocks(p.size), TPB_FLAT, stream(p)](dev(p), dev(_flat(grad, "grad")), dev(_flat(m, "m")),
+                                                    dev(_flat(v, "v")), t(lr), t(beta1), t(beta2), t(eps),
+                                                    t(1 - lr * weight_decay), t(1 - beta1 ** step),
+                                                    t(1 - beta2 ** step))
