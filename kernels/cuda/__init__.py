@@ -2,8 +2,8 @@
 
 Written so far: softmax (softmax, log_softmax, masked_softmax), loss (cross_entropy, mse_loss), norm (batch
 and layer norm, training and eval), pool (max, average, adaptive average), activation (relu, sigmoid,
-tanh, dropout), embedding, linear (CuPy's matmul) and optim (SGD, AdamW). Still missing: conv, attention,
-rnn. Under `NUMBA_ENABLE_CUDASIM=1` they run on NumPy arrays (the simulator), which is how CI tests them.
+tanh, dropout), embedding, linear (CuPy's matmul), optim (SGD, AdamW) and rnn (tanh RNN, GRU). Still missing:
+conv and attention. Under `NUMBA_ENABLE_CUDASIM=1` they run on NumPy arrays (the simulator), which is how CI tests them.
 Nothing compiles at import.
 """
 from .softmax import *  # noqa: F401,F403
@@ -14,3 +14,4 @@ from .pool import *  # noqa: F401,F403
 from .embedding import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
+from .rnn import *  # noqa: F401,F403

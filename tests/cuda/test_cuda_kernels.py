@@ -327,3 +327,37 @@ def test_adamw_step(dtype, to_dev, to_host):
         kernels.cuda.adamw_step(p, to_dev(g), m, v, 1e-2, 0.9, 0.999, 1e-8, 0.01, step)
         ref.adamw_step(pr, g.astype(np.float64), mr, vr, 1e-2, 0.9, 0.999, 1e-8, 0.01, step)
     assert_close(to_host(p), pr, dtype, scale=4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell", ["rnn_tanh", "gru"])
+@pytest.mark.parametrize("T,B,H,bias", [(1, 1, 1, True), (4, 3, 5, False), (3, 2, 130, True)])
+def test_recurrences(cell, T, B, H, bias, dtype, to_dev, to_host):
+    rng = np.random.default_rng(16)
+    G = 3 if cell == "gru" else 1
+    xw = rng.standard_normal((T, B, G * H)).astype(dtype)
+    h0 = (rng.standard_normal((B, H)) * 0.5).astype(dtype)
+    w = (rng.standard_normal((G * H, H)) / np.sqrt(H)).astype(dtype)
+    b = rng.standard_normal(G * H).astype(dtype) if bias else None
+    fwd, bwd = getattr(kernels.cuda, f"{cell}_fwd"), getattr(kernels.cuda, f"{cell}_bwd")
+    rfwd, rbwd = getattr(ref, f"{cell}_fwd"), getattr(ref, f"{cell}_bwd")
+    f64 = lambda a: None if a is None else a.astype(np.float64)                 # noqa: E731
+    out = fwd(to_dev(xw), to_dev(h0), to_dev(w), None if b is None else to_dev(b))
+    rout = rfwd(f64(xw), f64(h0), f64(w), f64(b))
+    if cell == "gru":
+        hs, gates = (to_host(a) for a in out)
+        assert_close(gates, rout[1], dtype, scale=4)
+        rhs = rout[0]
+    else:
+        hs, rhs = to_host(out), rout
+    assert hs.dtype == dtype
+    assert_close(hs, rhs, dtype, scale=4)
+    dhs = rng.standard_normal(hs.shape).astype(dtype)
+    if cell == "gru":
+        grads = bwd(to_dev(dhs), to_dev(hs), to_dev(gates), to_dev(h0), to_dev(w))
+        rgrads = rbwd(f64(dhs), rhs, rout[1], f64(h0), f64(w))
+    else:
+        grads = bwd(to_dev(dhs), to_dev(hs), to_dev(h0), to_dev(w))
+        rgrads = rbwd(f64(dhs), rhs, f64(h0), f64(w))
+    for name, g, e in zip(("dxw", "dh0", "dw", "db"), grads, rgrads):
+        assert_close(to_host(g), e, dtype, scale=16, err_msg=name)
