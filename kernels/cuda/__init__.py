@@ -1,11 +1,12 @@
 """Numba CUDA kernels on CuPy arrays, module for module and name for name the same as kernels.cpu.
 
-Written so far: softmax (softmax, log_softmax, masked_softmax), loss (cross_entropy, mse_loss), norm (batch
-and layer norm, training and eval), pool (max, average, adaptive average), activation (relu, sigmoid,
-tanh, dropout), embedding, linear (CuPy's matmul), optim (SGD, AdamW) and rnn (tanh RNN, GRU). Still missing:
-conv and attention. Under `NUMBA_ENABLE_CUDASIM=1` they run on NumPy arrays (the simulator), which is how CI tests them.
-Nothing compiles at import.
+Every family of kernels.cpu is here: conv (conv2d as tiled implicit GEMMs), softmax (softmax, log_softmax, masked_softmax), loss (cross_entropy, mse_loss), norm
+(batch and layer norm, training and eval), pool (max, average, adaptive average), activation (relu,
+sigmoid, tanh, dropout), embedding, linear (CuPy's matmul), optim (SGD, AdamW), rnn (tanh RNN, GRU) and
+attention (fused scaled dot-product attention). Under `NUMBA_ENABLE_CUDASIM=1` they
+run on NumPy arrays (the simulator), which is how CI tests them. Nothing compiles at import.
 """
+from .conv import *  # noqa: F401,F403
 from .softmax import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .activation import *  # noqa: F401,F403
@@ -15,3 +16,4 @@ from .embedding import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403
+from .attention import *  # noqa: F401,F403

@@ -41,7 +41,8 @@ def dev(a):
     """A view Numba's kernels accept, without a copy: the array itself under the simulator or for Numba
     device arrays, `cuda.as_cuda_array` for CuPy (and other `__cuda_array_interface__`) arrays."""
     if SIM or isinstance(a, np.ndarray):
-        return a
+        # the simulator copies every array argument back after the kernel: a read-only one needs a copy
+        return a if not isinstance(a, np.ndarray) or a.flags.writeable else a.copy()
     return cuda.as_cuda_array(a)
 
 

@@ -7,11 +7,46 @@ import pkgutil
 import numpy as np
 import pytest
 
+from numba import config, cuda
+
 import kernels.cuda
 import kernels.reference as ref
 from tests.conftest import DTYPES, assert_close
 
-pytestmark = pytest.mark.timeout(300)
+SIM = bool(config.ENABLE_CUDASIM)
+
+
+def _gpu():
+    if SIM:
+        return False
+    try:
+        import cupy  # noqa: F401
+        return cuda.is_available()
+    except Exception:
+        return False
+
+
+GPU = _gpu()
+pytestmark = [pytest.mark.timeout(300),
+              pytest.mark.skipif(not (SIM or GPU), reason="needs NUMBA_ENABLE_CUDASIM=1 before numba is imported "
+                                                          "(make test runs this file so) or a GPU with CuPy")]
+
+
+@pytest.fixture
+def to_dev():
+    """Host array -> what the CUDA kernels take: CuPy on a GPU, the NumPy array itself under the simulator."""
+    if GPU:
+        import cupy
+        return cupy.asarray
+    return np.asarray
+
+
+@pytest.fixture
+def to_host():
+    if GPU:
+        import cupy
+        return cupy.asnumpy
+    return np.asarray
 
 
 def test_cuda_modules_mirror_the_reference_name_for_name():
@@ -361,3 +396,68 @@ def test_recurrences(cell, T, B, H, bias, dtype, to_dev, to_host):
         rgrads = rbwd(f64(dhs), rhs, f64(h0), f64(w))
     for name, g, e in zip(("dxw", "dh0", "dw", "db"), grads, rgrads):
         assert_close(to_host(g), e, dtype, scale=16, err_msg=name)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")     # the hash wraps (the simulator's NumPy)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["plain", "causal_L<S", "causal_L>S", "tiny", "2d", "valid_lens_1d", "valid_lens_2d",
+                                  "bool_mask", "bool_mask_keys", "float_mask", "causal_valid_lens_2d", "dropout",
+                                  "dropout_causal_vl"])
+def test_sdpa(name, dtype, to_dev, to_host):
+    from tests.test_attention import _config, _kw, _qkv
+    rng = np.random.default_rng(17)
+    lead, L, S, d, dv, kw = _config(name, rng, dtype, small=True)
+    q, k, v = _qkv(rng, lead, L, S, d, dv, dtype)
+    (mask, causal, scale), extra = _kw(kw, d)
+    ro, rlse = ref.sdpa_fwd(q, k, v, mask, causal, scale, **extra)
+    dext = {key: (to_dev(val) if isinstance(val, np.ndarray) else val) for key, val in extra.items()}
+    dmask = None if mask is None else to_dev(mask)
+    o, lse = kernels.cuda.sdpa_fwd(to_dev(q), to_dev(k), to_dev(v), dmask, causal, scale, **dext)
+    assert to_host(o).dtype == dtype
+    assert_close(to_host(o), ro, dtype, scale=4)
+    hl = to_host(lse)
+    assert np.array_equal(np.isneginf(hl), np.isneginf(rlse))                  # fully masked rows: -inf
+    fin = np.isfinite(rlse)
+    assert_close(hl[fin], rlse[fin], dtype, scale=4)
+    dout = rng.standard_normal(ro.shape).astype(dtype)
+    grads = kernels.cuda.sdpa_bwd(to_dev(dout), to_dev(q), to_dev(k), to_dev(v), o, lse, dmask, causal, scale, **dext)
+    for nm, g, e in zip(("dq", "dk", "dv"), grads, ref.sdpa_bwd(dout, q, k, v, ro, rlse, mask, causal, scale, **extra)):
+        g = to_host(g)
+        assert np.isfinite(g).all(), nm
+        assert_close(g, e, dtype, scale=8, err_msg=nm)
+
+
+def test_sdpa_rejects_head_dims_it_cannot_hold(to_dev):
+    q = to_dev(np.zeros((1, 2, 200), np.float32))
+    with pytest.raises(ValueError, match="head dims up to"):
+        kernels.cuda.sdpa_fwd(q, q, q, None, False, 0.1)
+
+
+CONVS = [  # x shape, w shape, stride, padding (t, b, l, r), dilation, groups
+    ((2, 3, 7, 6), (4, 3, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    ((1, 4, 9, 8), (6, 2, 3, 2), (2, 1), (0, 2, 1, 0), (1, 2), 2),           # groups, asymmetric padding, dilation
+    ((2, 1, 5, 5), (3, 1, 5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1),           # LeNet's first layer, small
+    ((1, 2, 6, 7), (5, 2, 1, 1), (2, 3), (0, 0, 0, 0), (1, 1), 1),           # 1x1 with stride: gaps in dx
+    ((1, 17, 4, 4), (18, 17, 2, 2), (1, 1), (0, 0, 0, 0), (1, 1), 1),        # R and K beyond one 16-tile
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", CONVS)
+def test_conv2d(xs, ws, stride, padding, dilation, groups, dtype, to_dev, to_host):
+    rng = np.random.default_rng(18)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (xs, ws, (ws[0],)))
+    args = (stride, padding, dilation, groups)
+    y = to_host(kernels.cuda.conv2d_fwd(to_dev(x), to_dev(w), to_dev(b), *args))
+    ry = ref.conv2d_fwd(x, w, b, *args)
+    assert y.dtype == dtype
+    assert_close(y, ry, dtype, scale=4)
+    assert_close(to_host(kernels.cuda.conv2d_fwd(to_dev(x), to_dev(w), None, *args)), ref.conv2d_fwd(x, w, None, *args),
+                 dtype, scale=4)
+    dout = rng.standard_normal(ry.shape).astype(dtype)
+    grads = kernels.cuda.conv2d_bwd(to_dev(dout), to_dev(x), to_dev(w), *args)
+    for name, g, e in zip(("dx", "dw", "db"), grads, ref.conv2d_bwd(dout, x, w, *args)):
+        assert to_host(g).dtype == dtype
+        assert_close(to_host(g), e, dtype, scale=8, err_msg=name)
+    dx, dw, db = kernels.cuda.conv2d_bwd(to_dev(dout), to_dev(x), to_dev(w), *args, need_dx=False, need_db=False)
+    assert dx is None and db is None and dw is not None
