@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 test: venv
 	rm -rf $(TEST_CACHE)
-	NUMBA_CACHE_DIR=$(TEST_CACHE) $(PY) -m pytest -q
+	NUMBA_CACHE_DIR=$(TEST_CACHE) $(PY) -m pytest -q --ignore=tests/cuda
 	# the CUDA kernels under Numba's simulator: a separate process, because the switch must precede numba's import
 	NUMBA_ENABLE_CUDASIM=1 NUMBA_CACHE_DIR=$(TEST_CACHE) $(PY) -m pytest -q tests/cuda
 

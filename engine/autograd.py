@@ -9,6 +9,8 @@ import contextlib
 
 import numpy as np
 
+from .backend import on_device_of
+
 _grad_enabled = True
 
 
@@ -43,6 +45,8 @@ class Function:
     or plain attributes). `ctx.needs_input_grad[i]` tells whether argument i wants a gradient.
     """
 
+    moves_device = False          # True only for the op that copies between devices
+
     def save_for_backward(self, *arrays):
         self.saved = arrays
 
@@ -51,10 +55,16 @@ class Function:
         from .tensor import Tensor
         ctx = cls()
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        devices = {a.device for a in args if isinstance(a, Tensor)}
+        if len(devices) > 1 and not cls.moves_device:
+            raise RuntimeError(f"{cls.__name__.lstrip('_')}: expected all tensors on one device, got "
+                               f"{' and '.join(sorted(devices))}: move them with .to(device) first")
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         out = cls.forward(ctx, *raw, **kwargs)
         if isinstance(out, np.generic):       # NumPy reductions return scalars; keep 0-d arrays
             out = np.asarray(out)
+        if devices == {"cuda"} and not cls.moves_device:
+            out = on_device_of(out, next(a.data for a in args if isinstance(a, Tensor)))
         track = _grad_enabled and any(ctx.needs_input_grad)
         result = Tensor._wrap(out, requires_grad=track)
         if track:
@@ -114,6 +124,7 @@ def backward(root, grad):
             for parent, pg, need in zip(ctx.parents, in_grads, ctx.needs_input_grad):
                 if not need or pg is None:
                     continue
+                pg = on_device_of(pg, parent.data)
                 if pg.shape != parent.shape:
                     raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape "
                                        f"{pg.shape} for an input of shape {parent.shape}")

@@ -1,15 +1,24 @@
-"""Which kernels serve an array: NumPy arrays go to `kernels.cpu`, CuPy arrays to `kernels.cuda`.
+"""Devices and the kernels that serve them: NumPy arrays live on "cpu" and go to `kernels.cpu`; CuPy arrays
+live on "cuda" and go to `kernels.cuda`. Under the Numba CUDA simulator (`NUMBA_ENABLE_CUDASIM=1`, no GPU)
+"cuda" arrays are `kernels._simdev.SimDeviceArray`s, NumPy arrays of their own type, served by kernels.cuda
+too, so the whole engine runs on "cuda" in CI.
 
 `kernels.cpu` and `kernels.cuda` export the same names, so an op calls `kernels_for(x).softmax_fwd(...)`
 and never names a device.
 """
 import numpy as np
 
+from kernels._simdev import SimDeviceArray, as_sim, to_sim
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def device_of(array):
-    return "cpu" if isinstance(array, np.ndarray) or np.isscalar(array) else "cuda"
+    if isinstance(array, np.ndarray):
+        return "cuda" if isinstance(array, SimDeviceArray) else "cpu"
+    if np.isscalar(array) or isinstance(array, np.generic):
+        return "cpu"
+    return "cuda"
 
 
 def array_module(array):
@@ -19,12 +28,69 @@ def array_module(array):
     return cupy
 
 
+class _SimKernels:
+    """kernels.cuda under the simulator: the same functions, their array results viewed as device arrays."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        fn = getattr(self._module, name)
+
+        def call(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            return tuple(as_sim(o) for o in out) if isinstance(out, tuple) else as_sim(out)
+        call.__name__ = name
+        return call
+
+
+_SIM_KERNELS = None
+
+
 def kernels_for(array):
+    global _SIM_KERNELS
     if isinstance(array, np.ndarray):
+        if isinstance(array, SimDeviceArray):
+            if _SIM_KERNELS is None:
+                import kernels.cuda
+                _SIM_KERNELS = _SimKernels(kernels.cuda)
+            return _SIM_KERNELS
         import kernels.cpu
         return kernels.cpu
     import kernels.cuda
     return kernels.cuda
+
+
+def on_device_of(array, like):
+    """Under the simulator, NumPy glue (np.asarray, reductions to scalars) can hand back a plain array for a
+    "cuda" computation: view it as a device array again. Anywhere else `array` is returned as it is."""
+    if isinstance(like, SimDeviceArray) and not isinstance(array, SimDeviceArray) and \
+            isinstance(array, (np.ndarray, np.generic)):
+        return as_sim(np.asarray(array))
+    return array
+
+
+def simulated():
+    """True when numba runs CUDA kernels in its simulator (NUMBA_ENABLE_CUDASIM=1 before numba's import)."""
+    from numba import config
+    return bool(config.ENABLE_CUDASIM)
+
+
+def cuda_status():
+    """(available, why not)."""
+    if simulated():
+        return True, ""
+    try:
+        import cupy
+    except ImportError:
+        return False, "CuPy is not installed (pip install '.[cuda]' on a machine with an NVIDIA GPU)"
+    try:
+        from numba import cuda
+        if not cuda.is_available() or cupy.cuda.runtime.getDeviceCount() < 1:
+            return False, "no CUDA GPU is visible to Numba and CuPy"
+    except Exception as e:
+        return False, f"the CUDA driver did not answer ({type(e).__name__}: {e})"
+    return True, ""
 
 
 def check_device(device):
@@ -33,5 +99,22 @@ def check_device(device):
     if name == "cpu":
         return "cpu"
     if name == "cuda":
-        raise RuntimeError("device 'cuda' is not available: this build of the engine has only the CPU backend")
+        ok, why = cuda_status()
+        if not ok:
+            raise RuntimeError(f"device 'cuda' is not available: {why}")
+        return "cuda"
     raise ValueError(f"device: unknown device {device!r}; expected 'cpu' or 'cuda'")
+
+
+def to_device(array, device):
+    """`array` on `device` ("cpu" or "cuda", already checked): a copy when it moves, itself when it is there."""
+    if device_of(array) == device:
+        return array
+    if device == "cpu":
+        if isinstance(array, SimDeviceArray):
+            return np.array(array, copy=True, subok=False)
+        return array.get()
+    if simulated():
+        return to_sim(array)
+    import cupy
+    return cupy.asarray(array)

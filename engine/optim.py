@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from .backend import array_module, kernels_for
+from .backend import array_module, device_of, kernels_for, to_device
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "AdamW"]
@@ -59,7 +59,7 @@ class Optimizer:
                     if p.grad.shape != p.shape:
                         raise ValueError(f"grad: shape {p.grad.shape} does not match its parameter's {p.shape}")
                     if not p.data.flags.c_contiguous:      # the fused kernels walk the flat array
-                        p.data = array_module(p.data).ascontiguousarray(p.data)
+                        p.data = p.data.copy(order="C")         # (keeps the array's type: its device)
                     yield g, p, self.state.setdefault(id(p), {})
 
     def state_dict(self):
@@ -87,7 +87,8 @@ class Optimizer:
             st = {}
             for name, val in v.items():
                 val = val.data if isinstance(val, Tensor) else val
-                st[name] = array_module(p.data).asarray(val, dtype=p.dtype).copy() if hasattr(val, "shape") and np.ndim(val) else val
+                st[name] = (to_device(val, device_of(p.data)).astype(p.dtype) if hasattr(val, "shape") and np.ndim(val)
+                            else val)
             self.state[id(p)] = st
         for g, saved in zip(self.param_groups, groups):
             g.update({k: v for k, v in saved.items() if k != "params"})

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import autograd
 from .autograd import Function
-from .backend import array_module, check_device, device_of
+from .backend import array_module, check_device, device_of, to_device
 
 float32, float64 = np.dtype(np.float32), np.dtype(np.float64)
 int32, int64, bool_ = np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_)
@@ -74,7 +74,8 @@ class Tensor:
 
     # ---- conversion -------------------------------------------------------------------------
     def numpy(self):
-        return self.data if isinstance(self.data, np.ndarray) else self.data.get()
+        """The values as a NumPy array: the array itself on the CPU, a host copy of a "cuda" tensor."""
+        return self.data if device_of(self.data) == "cpu" else to_device(self.data, "cpu")
 
     def item(self):
         if self.data.size != 1:
@@ -94,12 +95,17 @@ class Tensor:
         self._retain_grad = True
 
     def to(self, device=None, dtype=None):
+        """This tensor on `device` and/or cast to `dtype`: itself when nothing changes, else a new tensor on
+        the tape (gradients flow back across the move and the cast)."""
         t = self
         if device is not None and check_device(device) != self.device:
-            raise RuntimeError(f"device: cannot move a tensor to {device!r}")
+            t = _ToDevice.apply(t, device=check_device(device))
         if dtype is not None and np.dtype(dtype) != self.dtype:
             t = _Cast.apply(t, dtype=np.dtype(dtype))
         return t
+
+    def cuda(self):
+        return self.to("cuda")
 
     def float(self):
         return self.to(dtype=float32)
@@ -478,6 +484,20 @@ class _Clone(Function):
         return g
 
 
+class _ToDevice(Function):
+    """A copy on another device; its gradient goes back to the source's device."""
+    moves_device = True
+
+    @staticmethod
+    def forward(ctx, a, device):
+        ctx.src = device_of(a)
+        return to_device(a, device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return to_device(g, ctx.src)
+
+
 class _Cast(Function):
     @staticmethod
     def forward(ctx, a, dtype):
@@ -535,12 +555,24 @@ def stack(tensors, dim=0):
     return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
 
 
-def tensor(data, dtype=None, requires_grad=False, device="cpu"):
+def tensor(data, dtype=None, requires_grad=False, device=None):
     """Make a Tensor from array-like data. Float data becomes float32 unless `dtype` says otherwise;
-    integer and boolean data keep their kind (int64 / bool)."""
-    check_device(device)
+    integer and boolean data keep their kind (int64 / bool). `device` defaults to where the data is: CPU for
+    NumPy and Python data, "cuda" for a CuPy array (or anything with __cuda_array_interface__, or DLPack),
+    which is taken without a copy when its dtype is kept."""
     if isinstance(data, Tensor):
         data = data.data
+    src = device_of(data) if isinstance(data, np.ndarray) or _on_gpu(data) else "cpu"
+    device = check_device(device if device is not None else src)
+    if src == "cuda" and not isinstance(data, np.ndarray):
+        import cupy
+        arr = cupy.asarray(data) if not hasattr(data, "__dlpack__") or hasattr(data, "__cuda_array_interface__") \
+            else cupy.from_dlpack(data)
+        arr = _kind_default(arr, dtype)
+        return Tensor(arr if device == "cuda" else to_device(arr, "cpu"), requires_grad=requires_grad)
+    if src == "cuda":                                         # the simulator's device arrays
+        arr = _kind_default(np.asarray(data), dtype)
+        return Tensor(to_device(np.array(arr, subok=False), device), requires_grad=requires_grad)
     if dtype is not None:
         arr = np.array(data, dtype=np.dtype(dtype))
     else:
@@ -551,14 +583,33 @@ def tensor(data, dtype=None, requires_grad=False, device="cpu"):
             arr = arr.astype(np.int64, copy=False)
         elif arr.dtype.kind not in "b":
             raise TypeError(f"data: unsupported element type {arr.dtype}")
-    return Tensor(arr, requires_grad=requires_grad)
+    return Tensor(to_device(arr, device), requires_grad=requires_grad)
+
+
+def _on_gpu(data):
+    return hasattr(data, "__cuda_array_interface__") or (hasattr(data, "__dlpack_device__")
+                                                         and not isinstance(data, np.ndarray)
+                                                         and data.__dlpack_device__()[0] == 2)   # kDLCUDA
+
+
+def _kind_default(arr, dtype):
+    """tensor()'s dtype rule on an array already on the device."""
+    if dtype is not None:
+        return arr.astype(np.dtype(dtype), copy=False)
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float32, copy=False)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind != "b":
+        raise TypeError(f"data: unsupported element type {arr.dtype}")
+    return arr
 
 
 def _factory(fn):
     def make(*shape, dtype=float32, requires_grad=False, device="cpu"):
-        check_device(device)
+        device = check_device(device)
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return Tensor(fn(tuple(shape), dtype=np.dtype(dtype)), requires_grad=requires_grad)
+        return Tensor(to_device(fn(tuple(shape), dtype=np.dtype(dtype)), device), requires_grad=requires_grad)
     return make
 
 
@@ -591,13 +642,14 @@ def default_generator():
     return _rng
 
 
-def randn(*shape, dtype=float32, requires_grad=False, generator=None):
+def randn(*shape, dtype=float32, requires_grad=False, generator=None, device="cpu"):
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     g = generator or _rng
-    return Tensor(g.standard_normal(tuple(shape)).astype(dtype), requires_grad=requires_grad)
+    return Tensor(to_device(g.standard_normal(tuple(shape)).astype(dtype), check_device(device)),
+                  requires_grad=requires_grad)
 
 
-def rand(*shape, dtype=float32, requires_grad=False, generator=None):
+def rand(*shape, dtype=float32, requires_grad=False, generator=None, device="cpu"):
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     g = generator or _rng
-    return Tensor(g.random(tuple(shape)).astype(dtype), requires_grad=requires_grad)
+    return Tensor(to_device(g.random(tuple(shape)).astype(dtype), check_device(device)), requires_grad=requires_grad)

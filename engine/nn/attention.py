@@ -49,7 +49,7 @@ class DotProductAttention(Module):
     def forward(self, queries, keys, values, valid_lens=None, is_causal=False):
         if self.need_weights:
             if is_causal:                      # query t sees keys 0..t: a per-row valid length
-                valid_lens = causal_lens(valid_lens, queries.shape[0], queries.shape[-2])
+                valid_lens = causal_lens(valid_lens, queries.shape[0], queries.shape[-2], queries.device)
             d = queries.shape[-1]
             scores = (queries @ keys.swapaxes(-1, -2)) / math.sqrt(d)
             self.attention_weights = F.masked_softmax(scores, valid_lens)
@@ -81,7 +81,7 @@ class MultiHeadAttention(Module):
         B, H, Q, dh = q.shape
         if valid_lens is not None:             # one row of lengths per (batch, head)
             lens = valid_lens.numpy() if isinstance(valid_lens, Tensor) else np.asarray(valid_lens)
-            valid_lens = tensor(np.repeat(lens, H, axis=0))
+            valid_lens = tensor(np.repeat(lens, H, axis=0), device=queries.device)
         out = self.attention(q.reshape(B * H, Q, dh), k.reshape(B * H, -1, dh), v.reshape(B * H, -1, dh), valid_lens,
                              is_causal)
         out = out.reshape(B, H, Q, dh).permute(0, 2, 1, 3).reshape(B, Q, H * dh)
@@ -103,7 +103,7 @@ class PositionalEncoding(Module):
     def forward(self, x):
         if x.shape[1] > self.P.shape[1]:
             raise ValueError(f"x: sequence length {x.shape[1]} exceeds max_len {self.P.shape[1]}")
-        return self.dropout(x + tensor(self.P[:, : x.shape[1]], dtype=x.dtype))
+        return self.dropout(x + tensor(self.P[:, : x.shape[1]], dtype=x.dtype, device=x.device))
 
 
 class PositionWiseFFN(Module):
@@ -146,10 +146,10 @@ class TransformerEncoderBlock(Module):
         return self.addnorm2(y, self.ffn(y))
 
 
-def causal_lens(valid_lens, B, T):
+def causal_lens(valid_lens, B, T, device="cpu"):
     """(B, T) valid lengths letting query t see keys 0..t (and no more than valid_lens, if given)."""
     steps = np.broadcast_to(np.arange(1, T + 1), (B, T))
     if valid_lens is None:
-        return tensor(steps)
+        return tensor(steps, device=device)
     lens = valid_lens.numpy() if isinstance(valid_lens, Tensor) else np.asarray(valid_lens)
-    return tensor(np.minimum(steps, np.broadcast_to(lens[:, None] if lens.ndim == 1 else lens, (B, T))))
+    return tensor(np.minimum(steps, np.broadcast_to(lens[:, None] if lens.ndim == 1 else lens, (B, T))), device=device)

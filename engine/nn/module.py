@@ -3,7 +3,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import check_device
+from ..backend import check_device, to_device
 from ..tensor import Tensor
 
 
@@ -11,7 +11,8 @@ class Parameter(Tensor):
     """A Tensor that a Module registers as trainable (requires_grad=True unless told otherwise)."""
 
     def __init__(self, data, requires_grad=True):
-        data = data.data if isinstance(data, Tensor) else np.asarray(data)
+        data = data.data if isinstance(data, Tensor) else (data if isinstance(data, np.ndarray) or hasattr(
+            data, "__cuda_array_interface__") else np.asarray(data))
         super().__init__(data, requires_grad=requires_grad)
 
     def __repr__(self):
@@ -140,7 +141,11 @@ class Module:
     def to(self, device=None, dtype=None):
         """Move (or cast) every parameter and buffer in place; returns self."""
         if device is not None:
-            check_device(device)
+            device = check_device(device)
+            for t in list(self.parameters()) + list(self.buffers()):
+                t.data = to_device(t.data, device)
+                if t.grad is not None:
+                    t.grad.data = to_device(t.grad.data, device)
         if dtype is not None:
             dtype = np.dtype(dtype)
             for t in list(self.parameters()) + list(self.buffers()):
@@ -183,7 +188,7 @@ class Module:
             arr = v.data if isinstance(v, Tensor) else np.asarray(v)
             if tuple(arr.shape) != t.shape:
                 raise ValueError(f"state_dict[{k!r}]: shape {tuple(arr.shape)} does not match the module's {t.shape}")
-            t.data[...] = arr
+            t.data[...] = to_device(arr, t.device)
         return missing, unexpected
 
     # ---- calling ----------------------------------------------------------------------------

@@ -12,8 +12,11 @@ from numba import config as _config
 from numba import cuda
 
 SIM = bool(_config.ENABLE_CUDASIM)
-TPB = 128                     # threads per block for the block-per-row reductions (a power of two)
-TPB_FLAT = 256                # threads per block for elementwise kernels
+# Threads per block: for the block-per-row reductions (a power of two) and for elementwise kernels. The
+# simulator runs every thread as a Python thread, so it gets smaller blocks (the same code paths: rows and
+# tiles longer than a block are still tested).
+TPB = 32 if SIM else 128
+TPB_FLAT = 64 if SIM else 256
 
 
 def xp_of(a):

@@ -17,12 +17,12 @@ import math
 import numpy as np
 from numba import cuda, float64, uint64
 
-from ._dev import contiguous, dev, empty, stream, xp_of
+from ._dev import SIM, contiguous, dev, empty, stream, xp_of
 
 __all__ = ["sdpa_fwd", "sdpa_bwd"]
 
 DMAX = 128          # the largest head dim (q/k and v) the kernels hold in registers
-ROWS = 64           # threads per block: query (or key) rows
+ROWS = 8 if SIM else 64      # threads per block: query (or key) rows (the simulator runs Python threads)
 
 
 @cuda.jit(device=True)
