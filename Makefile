@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # A fresh kernel cache per run: cache=True does not notice changes in helpers imported from other files.
 TEST_CACHE := $(CURDIR)/.numba_cache/test
 
-.PHONY: venv test test-fast bench verify clean
+.PHONY: venv test test-fast bench verify gpu-check clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,11 @@ test: venv
 
 bench: venv
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m bench
+
+# On a machine with an NVIDIA GPU, CuPy and numba-cuda: the CUDA tests and a quick GPU benchmark, results in OUT.
+gpu-check:
+	@test -n "$(OUT)" || { echo "usage: make gpu-check OUT=<folder> [GPU_PY=python3]"; exit 2; }
+	GPU_PY=$(or $(GPU_PY),python3) tools/gpu_check.sh $(OUT)
 
 verify: venv
 	$(PY) -m bench verify

@@ -157,7 +157,7 @@ def conv2d_bwd(dout, x, w, stride, padding, dilation, groups, need_dx=True, need
     dout = contiguous(dout, x.dtype)
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
-    (sh, sw), (pt, pb, pl, pr), (dh, dw) = stride, padding, dilation
+    (sh, sw), (pt, _, pl, _), (dh, dw) = stride, padding, dilation
     _, k_dx, k_dw = _kernels(x.dtype)
     s = stream(x)
     dx = dwo = db = None

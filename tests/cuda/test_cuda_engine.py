@@ -171,3 +171,32 @@ def test_state_dicts_move_between_devices(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     model.load_state_dict(cpu_model.state_dict())
     assert all(p.device == "cuda" for p in model.parameters())
+
+
+def test_a_training_step_copies_nothing_to_the_host(monkeypatch):
+    """Forward, loss, backward and the optimizer step stay on the device: no device-to-host copy through the
+    engine (and, on a GPU, none through CuPy either); reading the loss is the caller's one copy."""
+    import engine.backend as backend
+    from engine.datasets import load_digits
+    gets = [0]
+    if not SIM:
+        import cupy
+        real_get = cupy.ndarray.get
+
+        def counting_get(self, *a, **k):
+            gets[0] += 1
+            return real_get(self, *a, **k)
+        monkeypatch.setattr(cupy.ndarray, "get", counting_get)
+    x, y = load_digits()
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(32, 10)).to("cuda")
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    xb, yb = engine.tensor(x[:2], device="cuda"), engine.tensor(y[:2], device="cuda")
+    before = backend.DEVICE_TO_HOST[0]
+    loss = F.cross_entropy(model(xb), yb)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert backend.DEVICE_TO_HOST[0] == before and gets[0] == 0
+    loss.item()
