@@ -63,7 +63,13 @@ def main(argv=None):
     except KeyError as e:
         p.error(str(e.args[0]))
     from .backend import check_device
-    check_device(a.device)
+    try:
+        device = check_device(a.device)
+    except (RuntimeError, ValueError) as e:
+        p.error(str(e))
+    if device != "cpu":
+        p.error("--device: the experiments run on the CPU for now; the CUDA backend (engine.tensor(..., "
+                "device='cuda'), Module.to('cuda')) is tested only under Numba's simulator so far")
     cfg = models.Config(exp.defaults)
     for k in ("epochs", "lr", "batch_size"):
         if getattr(a, k) is not None:
