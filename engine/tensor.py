@@ -573,17 +573,8 @@ def tensor(data, dtype=None, requires_grad=False, device=None):
     if src == "cuda":                                         # the simulator's device arrays
         arr = _kind_default(np.asarray(data), dtype)
         return Tensor(to_device(np.array(arr, subok=False), device), requires_grad=requires_grad)
-    if dtype is not None:
-        arr = np.array(data, dtype=np.dtype(dtype))
-    else:
-        arr = np.array(data)
-        if arr.dtype.kind == "f":
-            arr = arr.astype(np.float32, copy=False)
-        elif arr.dtype.kind in "iu":
-            arr = arr.astype(np.int64, copy=False)
-        elif arr.dtype.kind not in "b":
-            raise TypeError(f"data: unsupported element type {arr.dtype}")
-    return Tensor(to_device(arr, device), requires_grad=requires_grad)
+    arr = np.array(data, dtype=None if dtype is None else np.dtype(dtype))
+    return Tensor(to_device(_kind_default(arr, dtype), device), requires_grad=requires_grad)
 
 
 def _on_gpu(data):

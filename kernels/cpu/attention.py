@@ -8,22 +8,10 @@ Forward returns (o, lse), which the engine saves; backward recomputes the probab
 """
 import numpy as np
 
+from ..reference.attention import key_limits
 from .attention_flash import BK, BQ, flash_bwd, flash_fwd
 
 __all__ = ["sdpa_fwd", "sdpa_bwd"]
-
-
-def _key_limits(lead, L, S, is_causal, valid_lens):
-    """klim (N, L) int64: query row i attends keys j < klim[n, i]."""
-    klim = np.full(tuple(lead) + (L,), S, dtype=np.int64)
-    if is_causal:
-        klim = np.minimum(klim, np.arange(1, L + 1))
-    if valid_lens is not None:
-        vl = np.clip(np.asarray(valid_lens).astype(np.int64), 0, S)
-        vl = vl[:, None] if vl.ndim == 1 else vl                          # (B, 1) or (B, L)
-        vl = vl.reshape((vl.shape[0],) + (1,) * (len(lead) - 1) + (vl.shape[1],))
-        klim = np.minimum(klim, vl)
-    return np.ascontiguousarray(klim.reshape(-1, L))
 
 
 def _bias(mask, lead, L, S, dtype):
@@ -68,7 +56,7 @@ def sdpa_fwd(q, k, v, mask, is_causal, scale, valid_lens=None, dropout_p=0.0, se
     qf, kf, vf = (_flat(a, nl, dt) for a in (q, k, v))
     N = qf.shape[0]
     has_bias, biasT, bmap = _bias(mask, lead, L, S, dt)
-    klim = _key_limits(lead, L, S, is_causal, valid_lens)
+    klim = key_limits(lead, L, S, is_causal, valid_lens)
     keep_thr, keep_scale = _dropout_args(dropout_p, dt)
     o = np.empty((N, L, dv), dt)
     lse = np.empty((N, L), dt)
@@ -90,7 +78,7 @@ def sdpa_bwd(dout, q, k, v, o, lse, mask, is_causal, scale, valid_lens=None, dro
     lsef = _flat(lse, nl, dt)
     N = qf.shape[0]
     has_bias, biasT, bmap = _bias(mask, lead, L, S, dt)
-    klim = _key_limits(lead, L, S, is_causal, valid_lens)
+    klim = key_limits(lead, L, S, is_causal, valid_lens)
     keep_thr, keep_scale = _dropout_args(dropout_p, dt)
     G = _groups(N, -(-S // BK))
     dq_t = np.empty((G, N, L, d), dt)

@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numba import cuda, float64, uint64
 
+from ..reference.attention import key_limits
 from ._dev import SIM, contiguous, dev, empty, stream, xp_of
 
 __all__ = ["sdpa_fwd", "sdpa_bwd"]
@@ -145,19 +146,6 @@ def _bwd_dkv(dout, q, k, v, lse, Dv, bias, bmap, has_bias, klim, scale, thr, ksc
         dvo[n, j, c] = av[c]
 
 
-def _key_limits(xp, lead, L, S, is_causal, valid_lens):
-    """klim (N, L) int64: query row i attends keys j < klim[n, i]."""
-    klim = xp.full(tuple(lead) + (L,), S, dtype=np.int64)
-    if is_causal:
-        klim = xp.minimum(klim, xp.arange(1, L + 1))
-    if valid_lens is not None:
-        vl = xp.clip(xp.asarray(valid_lens).astype(np.int64), 0, S)
-        vl = vl[:, None] if vl.ndim == 1 else vl
-        vl = vl.reshape((vl.shape[0],) + (1,) * (len(lead) - 1) + (vl.shape[1],))
-        klim = xp.minimum(klim, vl)
-    return xp.ascontiguousarray(klim.reshape(-1, L))
-
-
 def _bias(xp, mask, lead, L, S, dtype):
     """(has_bias, bias (NB, Lm, S), bmap (N,)): a bool (True = attend) or float mask broadcastable to
     (*lead, L, S), kept at its own leading blocks."""
@@ -198,7 +186,7 @@ def sdpa_fwd(q, k, v, mask, is_causal, scale, valid_lens=None, dropout_p=0.0, se
     qf, kf, vf = (_flat(a, nl, dt) for a in (q, k, v))
     N = qf.shape[0]
     has_bias, bias, bmap = _bias(xp, mask, lead, L, S, dt)
-    klim = _key_limits(xp, lead, L, S, is_causal, valid_lens)
+    klim = key_limits(lead, L, S, is_causal, valid_lens, xp)
     thr, ks = _dropout_args(dropout_p)
     o = empty((N, L, dvn), dt, qf)
     lse = empty((N, L), dt, qf)
@@ -218,7 +206,7 @@ def sdpa_bwd(dout, q, k, v, o, lse, mask, is_causal, scale, valid_lens=None, dro
     lsef = _flat(lse, nl, dt)
     N = qf.shape[0]
     has_bias, bias, bmap = _bias(xp, mask, lead, L, S, dt)
-    klim = _key_limits(xp, lead, L, S, is_causal, valid_lens)
+    klim = key_limits(lead, L, S, is_causal, valid_lens, xp)
     thr, ks = _dropout_args(dropout_p)
     Dv = xp.ascontiguousarray((dof.astype(np.float64) * of.astype(np.float64)).sum(axis=-1))
     dq, dk, dvv = empty(qf.shape, dt, qf), empty(kf.shape, dt, qf), empty(vf.shape, dt, qf)

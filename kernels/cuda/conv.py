@@ -12,6 +12,7 @@ thread's sum in a fixed order, so there are no atomics and results repeat bit fo
 """
 from numba import cuda, from_dtype
 
+from ..reference.conv import conv2d_out_size
 from ._dev import SIM, contiguous, dev, empty, stream
 
 __all__ = ["conv2d_fwd", "conv2d_bwd"]
@@ -138,9 +139,8 @@ def conv2d_fwd(x, w, b, stride, padding, dilation, groups):
     w = contiguous(w, x.dtype)
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
-    (sh, sw), (pt, pb, pl, pr), (dh, dw) = stride, padding, dilation
-    Ho = (H + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    Wo = (W + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    (sh, sw), (pt, _, pl, _), (dh, dw) = stride, padding, dilation
+    Ho, Wo = conv2d_out_size(H, W, kh, kw, stride, padding, dilation)
     y = empty((N, K, Ho, Wo), x.dtype, x)
     if y.size:
         fwd = _kernels(x.dtype)[0]

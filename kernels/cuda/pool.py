@@ -7,17 +7,17 @@ import math
 
 from numba import cuda, float64
 
+from ..reference.pool import pool_output_size as _out_size
 from ._dev import TPB_FLAT, blocks, contiguous, dev, empty, stream
 
 __all__ = ["max_pool2d_fwd", "max_pool2d_bwd", "avg_pool2d_fwd", "avg_pool2d_bwd",
            "adaptive_avg_pool2d_fwd", "adaptive_avg_pool2d_bwd"]
 
 
-def _out_size(n, k, s, p, ceil_mode):
-    o = (n + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (o - 1) * s >= n + p:
-        o -= 1
-    return o
+@cuda.jit(device=True)
+def _unflat(i, A, B):
+    """Flat index i over (P, A, B) -> (p, a, b)."""
+    return i // (A * B), (i // B) % A, i % B
 
 
 @cuda.jit(device=True)
@@ -44,9 +44,7 @@ def _max_fwd(x, kh, kw, sh, sw, ph, pw, out, am):
     P, OH, OW = out.shape
     H, W = x.shape[1], x.shape[2]
     if i < P * OH * OW:
-        ow = i % OW
-        oh = (i // OW) % OH
-        p = i // (OW * OH)
+        p, oh, ow = _unflat(i, OH, OW)
         h0 = oh * sh - ph
         w0 = ow * sw - pw
         m = -math.inf
@@ -67,9 +65,7 @@ def _max_bwd(dout, am, kh, kw, sh, sw, ph, pw, dx):
     P, H, W = dx.shape
     OH, OW = dout.shape[1], dout.shape[2]
     if i < P * H * W:
-        w = i % W
-        h = (i // W) % H
-        p = i // (W * H)
+        p, h, w = _unflat(i, H, W)
         me = h * W + w
         hlo, hhi = _covering(h, kh, sh, ph, OH)
         wlo, whi = _covering(w, kw, sw, pw, OW)
@@ -87,9 +83,7 @@ def _avg_fwd(x, kh, kw, sh, sw, ph, pw, include_pad, out):
     P, OH, OW = out.shape
     H, W = x.shape[1], x.shape[2]
     if i < P * OH * OW:
-        ow = i % OW
-        oh = (i // OW) % OH
-        p = i // (OW * OH)
+        p, oh, ow = _unflat(i, OH, OW)
         h0 = oh * sh - ph
         w0 = ow * sw - pw
         s = 0.0
@@ -105,9 +99,7 @@ def _avg_bwd(dout, kh, kw, sh, sw, ph, pw, include_pad, dx):
     P, H, W = dx.shape
     OH, OW = dout.shape[1], dout.shape[2]
     if i < P * H * W:
-        w = i % W
-        h = (i // W) % H
-        p = i // (W * H)
+        p, h, w = _unflat(i, H, W)
         hlo, hhi = _covering(h, kh, sh, ph, OH)
         wlo, whi = _covering(w, kw, sw, pw, OW)
         s = 0.0
@@ -123,9 +115,7 @@ def _adaptive_fwd(x, out):
     P, OH, OW = out.shape
     H, W = x.shape[1], x.shape[2]
     if i < P * OH * OW:
-        ow = i % OW
-        oh = (i // OW) % OH
-        p = i // (OW * OH)
+        p, oh, ow = _unflat(i, OH, OW)
         h0, h1 = oh * H // OH, ((oh + 1) * H + OH - 1) // OH
         w0, w1 = ow * W // OW, ((ow + 1) * W + OW - 1) // OW
         s = 0.0
@@ -141,9 +131,7 @@ def _adaptive_bwd(dout, dx):
     P, H, W = dx.shape
     OH, OW = dout.shape[1], dout.shape[2]
     if i < P * H * W:
-        w = i % W
-        h = (i // W) % H
-        p = i // (W * H)
+        p, h, w = _unflat(i, H, W)
         s = 0.0
         for oh in range(h * OH // H, min(OH, (h + 1) * OH // H + 1)):
             h0, h1 = oh * H // OH, ((oh + 1) * H + OH - 1) // OH

@@ -36,6 +36,21 @@ def dropout_keep(seed, n_rows, S, p):
     return h >= np.uint64(int(np.ceil(p * (1 << 24))))
 
 
+def key_limits(lead, L, S, is_causal, valid_lens, xp=np):
+    """klim (N, L) int64, N = prod(lead): query row i attends keys j < klim[n, i] (is_causal, valid_lens and
+    the key count folded into one limit per row). The fused kernels of both backends use it; xp is NumPy or
+    CuPy."""
+    klim = xp.full(tuple(lead) + (L,), S, dtype=np.int64)
+    if is_causal:
+        klim = xp.minimum(klim, xp.arange(1, L + 1))
+    if valid_lens is not None:
+        vl = xp.clip(xp.asarray(valid_lens).astype(np.int64), 0, S)
+        vl = vl[:, None] if vl.ndim == 1 else vl                          # (B, 1) or (B, L)
+        vl = vl.reshape((vl.shape[0],) + (1,) * (len(lead) - 1) + (vl.shape[1],))
+        klim = xp.minimum(klim, vl)
+    return xp.ascontiguousarray(klim.reshape(-1, L))
+
+
 def attn_bias(mask, is_causal, valid_lens, lead, L, S, dtype=np.float64):
     """Additive bias (..., L, S): 0 where attended, -inf where masked, plus a float mask's values."""
     bias = np.zeros(tuple(lead) + (L, S), dtype=dtype)
