@@ -1,15 +1,14 @@
-"""What every CUDA kernel module shares: the array module, allocation, the stream, launch sizes.
+"""What every CUDA kernel module shares: the array module, allocation, launch sizes.
 
 Arrays on the device are CuPy arrays (anything with `__cuda_array_interface__` is accepted and handed to
 Numba without a copy). Under the Numba simulator (`NUMBA_ENABLE_CUDASIM=1`, no GPU, no CuPy) the same
 kernels run on NumPy arrays, so the wrappers below allocate with whichever module the input came from.
-Kernels are launched on CuPy's current stream, so CuPy work and Numba work stay ordered.
+How kernels are launched (on CuPy's current stream) is _launch.py's part.
 """
 import math
 
 import numpy as np
 from numba import config as _config
-from numba import cuda
 
 SIM = bool(_config.ENABLE_CUDASIM)
 # Threads per block: for the block-per-row reductions (a power of two) and for elementwise kernels. The
@@ -38,23 +37,6 @@ def empty(shape, dtype, like):
 
 def zeros(shape, dtype, like):
     return xp_of(like).zeros(shape, dtype=dtype)
-
-
-def dev(a):
-    """A view Numba's kernels accept, without a copy: the array itself under the simulator or for Numba
-    device arrays, `cuda.as_cuda_array` for CuPy (and other `__cuda_array_interface__`) arrays."""
-    if SIM or isinstance(a, np.ndarray):
-        # the simulator copies every array argument back after the kernel: a read-only one needs a copy
-        return a if not isinstance(a, np.ndarray) or a.flags.writeable else a.copy()
-    return cuda.as_cuda_array(a)
-
-
-def stream(like=None):
-    """CuPy's current stream as a Numba stream (0, the default stream, under the simulator)."""
-    if SIM or like is None or xp_of(like) is np:
-        return 0
-    import cupy
-    return cuda.external_stream(cupy.cuda.get_current_stream().ptr)
 
 
 def blocks(n, tpb=TPB_FLAT):

@@ -13,7 +13,8 @@ thread's sum in a fixed order, so there are no atomics and results repeat bit fo
 from numba import cuda, from_dtype
 
 from ..reference.conv import conv2d_out_size
-from ._dev import SIM, contiguous, dev, empty, stream
+from ._dev import SIM, contiguous, empty
+from ._launch import kernel
 
 __all__ = ["conv2d_fwd", "conv2d_bwd"]
 
@@ -27,7 +28,7 @@ def _kernels(dtype):
         return _KERNELS[dtype]
     T = from_dtype(dtype)
 
-    @cuda.jit
+    @kernel
     def fwd(x, w, b, has_b, sh, sw, pt, pl, dh, dw, Ho, Wo, y):
         g = cuda.blockIdx.z
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
@@ -59,7 +60,7 @@ def _kernels(dtype):
         if k < Kg and m < M:
             y[n, g * Kg + k, oh, ow] = acc + (b[g * Kg + k] if has_b else T(0))
 
-    @cuda.jit
+    @kernel
     def bwd_dx(dout, w, sh, sw, pt, pl, dh, dw, dx):
         g = cuda.blockIdx.z
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
@@ -92,7 +93,7 @@ def _kernels(dtype):
         if c < Cg and p < P:
             dx[n, g * Cg + c, h, wc] = acc
 
-    @cuda.jit
+    @kernel
     def bwd_dw(dout, x, sh, sw, pt, pl, dh, dw, dwo):
         g = cuda.blockIdx.z
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
@@ -124,7 +125,7 @@ def _kernels(dtype):
         if k < Kg and r < R:
             dwo[g * Kg + k, r // khw, (r // kw) % kh, r % kw] = acc
 
-    _KERNELS[dtype] = (fwd, bwd_dx, bwd_dw)
+    _KERNELS[dtype] = (fwd.register(dtype), bwd_dx.register(dtype), bwd_dw.register(dtype))
     return _KERNELS[dtype]
 
 
@@ -145,8 +146,8 @@ def conv2d_fwd(x, w, b, stride, padding, dilation, groups):
     if y.size:
         fwd = _kernels(x.dtype)[0]
         bb = contiguous(b, x.dtype) if b is not None else empty((1,), x.dtype, x)
-        fwd[_grid(N * Ho * Wo, K // groups, groups), (TILE, TILE), stream(x)](
-            dev(x), dev(w), dev(bb), b is not None, sh, sw, pt, pl, dh, dw, Ho, Wo, dev(y))
+        fwd[_grid(N * Ho * Wo, K // groups, groups), (TILE, TILE)](
+            x, w, bb, b is not None, sh, sw, pt, pl, dh, dw, Ho, Wo, y)
     return y
 
 
@@ -159,17 +160,16 @@ def conv2d_bwd(dout, x, w, stride, padding, dilation, groups, need_dx=True, need
     K, Cg, kh, kw = w.shape
     (sh, sw), (pt, _, pl, _), (dh, dw) = stride, padding, dilation
     _, k_dx, k_dw = _kernels(x.dtype)
-    s = stream(x)
     dx = dwo = db = None
     if need_dx:
         dx = empty(x.shape, x.dtype, x)
         if dx.size:
-            k_dx[_grid(N * H * W, Cg, groups), (TILE, TILE), s](dev(dout), dev(w), sh, sw, pt, pl, dh, dw, dev(dx))
+            k_dx[_grid(N * H * W, Cg, groups), (TILE, TILE)](dout, w, sh, sw, pt, pl, dh, dw, dx)
     if need_dw:
         dwo = empty(w.shape, x.dtype, x)
         if dwo.size:
-            k_dw[_grid(Cg * kh * kw, K // groups, groups), (TILE, TILE), s](dev(dout), dev(x), sh, sw, pt, pl, dh, dw,
-                                                                            dev(dwo))
+            k_dw[_grid(Cg * kh * kw, K // groups, groups), (TILE, TILE)](dout, x, sh, sw, pt, pl, dh, dw,
+                                                                            dwo)
     if need_db:
         db = dout.sum(axis=(0, 2, 3)).astype(x.dtype)
     return dx, dwo, db

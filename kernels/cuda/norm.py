@@ -6,7 +6,8 @@ import math
 
 from numba import cuda, float64
 
-from ._dev import TPB, TPB_FLAT, blocks, contiguous, dev, empty, stream, xp_of
+from ._dev import TPB, TPB_FLAT, blocks, contiguous, empty, xp_of
+from ._launch import kernel
 from ._reduce import block_sum
 
 __all__ = ["batch_norm_fwd_train", "batch_norm_fwd_eval", "batch_norm_bwd_train", "batch_norm_bwd_eval",
@@ -24,7 +25,7 @@ def _bn_view(x, dtype=None):
 
 
 # ---------------------------------------------------------------------------------------------- batch norm
-@cuda.jit
+@kernel
 def _bn_stats(x, eps, mean, rstd, var):
     """One block per channel c: mean, biased variance and rstd of x[:, c, :] (two passes, float64)."""
     c = cuda.blockIdx.x
@@ -46,7 +47,7 @@ def _bn_stats(x, eps, mean, rstd, var):
         rstd[c] = 1.0 / math.sqrt(v + eps)
 
 
-@cuda.jit
+@kernel
 def _bn_affine(x, a, k, b, y):
     """y[n, c, l] = (x - k[c]) * a[c] + b[c], one thread per element."""
     i = cuda.grid(1)
@@ -58,7 +59,7 @@ def _bn_affine(x, a, k, b, y):
         y[n, c, l] = (float64(x[n, c, l]) - k[c]) * a[c] + b[c]
 
 
-@cuda.jit
+@kernel
 def _bn_grad_sums(g, x, mean, rstd, dw, db):
     """One block per channel: db = sum(g), dw = sum(g * xhat)."""
     c = cuda.blockIdx.x
@@ -77,7 +78,7 @@ def _bn_grad_sums(g, x, mean, rstd, dw, db):
         dw[c] = s2 * rstd[c]
 
 
-@cuda.jit
+@kernel
 def _bn_dx(g, x, w, mean, rstd, dw, db, train, dx):
     """dx = w rstd (g - [db + xhat dw] / n in training), one thread per element."""
     i = cuda.grid(1)
@@ -101,11 +102,10 @@ def batch_norm_fwd_train(x, weight, bias, eps):
     mean, rstd, var = (empty(C, "float64", x3) for _ in range(3))
     y = empty(x3.shape, x3.dtype, x3)
     if C:
-        s = stream(x3)
-        _bn_stats[C, TPB, s](dev(x3), float(eps), dev(mean), dev(rstd), dev(var))
+        _bn_stats[C, TPB](x3, float(eps), mean, rstd, var)
         if x3.size:
             a = rstd * _vec(weight, C, 1.0, x3)
-            _bn_affine[blocks(x3.size), TPB_FLAT, s](dev(x3), dev(a), dev(mean), dev(_vec(bias, C, 0.0, x3)), dev(y))
+            _bn_affine[blocks(x3.size), TPB_FLAT](x3, a, mean, _vec(bias, C, 0.0, x3), y)
     return y.reshape(x.shape), mean, rstd, var
 
 
@@ -118,8 +118,8 @@ def batch_norm_fwd_eval(x, running_mean, running_var, weight, bias, eps):
     y = empty(x3.shape, x3.dtype, x3)
     if x3.size:
         a = rstd * _vec(weight, C, 1.0, x3)
-        _bn_affine[blocks(x3.size), TPB_FLAT, stream(x3)](dev(x3), dev(a), dev(mean), dev(_vec(bias, C, 0.0, x3)),
-                                                          dev(y))
+        _bn_affine[blocks(x3.size), TPB_FLAT](x3, a, mean, _vec(bias, C, 0.0, x3),
+                                                          y)
     return y.reshape(x.shape), mean, rstd
 
 
@@ -131,11 +131,10 @@ def _bn_bwd(dout, x, weight, mean, rstd, train):
     dw, db = empty(C, "float64", x3), empty(C, "float64", x3)
     dx = empty(x3.shape, x3.dtype, x3)
     if C:
-        s = stream(x3)
-        _bn_grad_sums[C, TPB, s](dev(g3), dev(x3), dev(mean), dev(rstd), dev(dw), dev(db))
+        _bn_grad_sums[C, TPB](g3, x3, mean, rstd, dw, db)
         if x3.size:
-            _bn_dx[blocks(x3.size), TPB_FLAT, s](dev(g3), dev(x3), dev(_vec(weight, C, 1.0, x3)), dev(mean), dev(rstd),
-                                                 dev(dw), dev(db), bool(train), dev(dx))
+            _bn_dx[blocks(x3.size), TPB_FLAT](g3, x3, _vec(weight, C, 1.0, x3), mean, rstd,
+                                                 dw, db, bool(train), dx)
     return dx.reshape(x.shape), dw.astype(x3.dtype), db.astype(x3.dtype)
 
 
@@ -150,7 +149,7 @@ def batch_norm_bwd_eval(dout, x, weight, mean, rstd):
 
 
 # ---------------------------------------------------------------------------------------------- layer norm
-@cuda.jit
+@kernel
 def _ln_fwd(x, w, b, eps, y, mean, rstd):
     """One block per row: two-pass mean and variance in float64, then y = xhat * w + b."""
     r = cuda.blockIdx.x
@@ -173,7 +172,7 @@ def _ln_fwd(x, w, b, eps, y, mean, rstd):
         y[r, j] = (float64(x[r, j]) - m) * rs * w[j] + b[j]
 
 
-@cuda.jit
+@kernel
 def _ln_bwd_dx(g, x, w, mean, rstd, dx):
     """One block per row: dx = rstd (gw - mean(gw) - xhat mean(gw xhat)), gw = g * w."""
     r = cuda.blockIdx.x
@@ -194,7 +193,7 @@ def _ln_bwd_dx(g, x, w, mean, rstd, dx):
         dx[r, j] = rs * (float64(g[r, j]) * w[j] - s1 - xh * s2)
 
 
-@cuda.jit
+@kernel
 def _ln_bwd_params(g, x, mean, rstd, dw, db):
     """One thread per column j: dw[j] = sum_r g xhat, db[j] = sum_r g (rows in order: deterministic)."""
     j = cuda.grid(1)
@@ -217,8 +216,8 @@ def layer_norm_fwd(x, weight, bias, eps):
     y = empty(x.shape, x.dtype, x)
     mean, rstd = empty(R, "float64", x), empty(R, "float64", x)
     if R and D:
-        _ln_fwd[R, TPB, stream(x)](dev(x), dev(_vec(weight, D, 1.0, x)), dev(_vec(bias, D, 0.0, x)), float(eps),
-                                   dev(y), dev(mean), dev(rstd))
+        _ln_fwd[R, TPB](x, _vec(weight, D, 1.0, x), _vec(bias, D, 0.0, x), float(eps),
+                                   y, mean, rstd)
     return y, mean, rstd
 
 
@@ -231,9 +230,8 @@ def layer_norm_bwd(dout, x, weight, mean, rstd):
     dx = empty(x.shape, x.dtype, x)
     dw, db = empty(D, "float64", x), empty(D, "float64", x)
     if R and D:
-        s = stream(x)
-        _ln_bwd_dx[R, TPB, s](dev(dout), dev(x), dev(_vec(weight, D, 1.0, x)), dev(mean), dev(rstd), dev(dx))
-        _ln_bwd_params[blocks(D), TPB_FLAT, s](dev(dout), dev(x), dev(mean), dev(rstd), dev(dw), dev(db))
+        _ln_bwd_dx[R, TPB](dout, x, _vec(weight, D, 1.0, x), mean, rstd, dx)
+        _ln_bwd_params[blocks(D), TPB_FLAT](dout, x, mean, rstd, dw, db)
     elif D:
         dw[...] = 0
         db[...] = 0

@@ -5,12 +5,13 @@ import math
 
 from numba import cuda
 
-from ._dev import TPB_FLAT, blocks, dev, stream
+from ._dev import TPB_FLAT, blocks
+from ._launch import kernel
 
 __all__ = ["sgd_step", "adamw_step"]
 
 
-@cuda.jit
+@kernel
 def _sgd(p, g, buf, lr, momentum, dampening, nesterov, wd, first):
     i = cuda.grid(1)
     if i < p.shape[0]:
@@ -22,7 +23,7 @@ def _sgd(p, g, buf, lr, momentum, dampening, nesterov, wd, first):
         p[i] = p[i] - lr * d
 
 
-@cuda.jit
+@kernel
 def _adamw(p, g, m, v, lr, beta1, beta2, eps, decay, c1, c2):
     i = cuda.grid(1)
     if i < p.shape[0]:
@@ -46,7 +47,7 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
     b = _flat(buf, "buf") if buf is not None else p[:0]
     t = param.dtype.type
     if p.size:
-        _sgd[blocks(p.size), TPB_FLAT, stream(p)](dev(p), dev(g), dev(b), t(lr), t(momentum), t(dampening),
+        _sgd[blocks(p.size), TPB_FLAT](p, g, b, t(lr), t(momentum), t(dampening),
                                                   bool(nesterov), t(weight_decay), bool(first))
 
 
@@ -54,7 +55,7 @@ def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
     p = _flat(param, "param")
     t = param.dtype.type
     if p.size:
-        _adamw[blocks(p.size), TPB_FLAT, stream(p)](dev(p), dev(_flat(grad, "grad")), dev(_flat(m, "m")),
-                                                    dev(_flat(v, "v")), t(lr), t(beta1), t(beta2), t(eps),
+        _adamw[blocks(p.size), TPB_FLAT](p, _flat(grad, "grad"), _flat(m, "m"),
+                                                    _flat(v, "v"), t(lr), t(beta1), t(beta2), t(eps),
                                                     t(1 - lr * weight_decay), t(1 - beta1 ** step),
                                                     t(1 - beta2 ** step))

@@ -8,7 +8,8 @@ import math
 from numba import cuda, float64
 
 from ..reference.pool import pool_output_size as _out_size
-from ._dev import TPB_FLAT, blocks, contiguous, dev, empty, stream
+from ._dev import TPB_FLAT, blocks, contiguous, empty
+from ._launch import kernel
 
 __all__ = ["max_pool2d_fwd", "max_pool2d_bwd", "avg_pool2d_fwd", "avg_pool2d_bwd",
            "adaptive_avg_pool2d_fwd", "adaptive_avg_pool2d_bwd"]
@@ -38,7 +39,7 @@ def _divisor(oh, ow, H, W, kh, kw, sh, sw, ph, pw, include_pad):
     return (min(h0 + kh, H) - max(h0, 0)) * (min(w0 + kw, W) - max(w0, 0))
 
 
-@cuda.jit
+@kernel
 def _max_fwd(x, kh, kw, sh, sw, ph, pw, out, am):
     i = cuda.grid(1)
     P, OH, OW = out.shape
@@ -59,7 +60,7 @@ def _max_fwd(x, kh, kw, sh, sw, ph, pw, out, am):
         am[p, oh, ow] = idx
 
 
-@cuda.jit
+@kernel
 def _max_bwd(dout, am, kh, kw, sh, sw, ph, pw, dx):
     i = cuda.grid(1)
     P, H, W = dx.shape
@@ -77,7 +78,7 @@ def _max_bwd(dout, am, kh, kw, sh, sw, ph, pw, dx):
         dx[p, h, w] = s
 
 
-@cuda.jit
+@kernel
 def _avg_fwd(x, kh, kw, sh, sw, ph, pw, include_pad, out):
     i = cuda.grid(1)
     P, OH, OW = out.shape
@@ -93,7 +94,7 @@ def _avg_fwd(x, kh, kw, sh, sw, ph, pw, include_pad, out):
         out[p, oh, ow] = s / _divisor(oh, ow, H, W, kh, kw, sh, sw, ph, pw, include_pad)
 
 
-@cuda.jit
+@kernel
 def _avg_bwd(dout, kh, kw, sh, sw, ph, pw, include_pad, dx):
     i = cuda.grid(1)
     P, H, W = dx.shape
@@ -109,7 +110,7 @@ def _avg_bwd(dout, kh, kw, sh, sw, ph, pw, include_pad, dx):
         dx[p, h, w] = s
 
 
-@cuda.jit
+@kernel
 def _adaptive_fwd(x, out):
     i = cuda.grid(1)
     P, OH, OW = out.shape
@@ -125,7 +126,7 @@ def _adaptive_fwd(x, out):
         out[p, oh, ow] = s / ((h1 - h0) * (w1 - w0))
 
 
-@cuda.jit
+@kernel
 def _adaptive_bwd(dout, dx):
     i = cuda.grid(1)
     P, H, W = dx.shape
@@ -157,7 +158,7 @@ def max_pool2d_fwd(x, kernel_size, stride, padding, ceil_mode):
     out = empty((N * C, OH, OW), x.dtype, x3)
     am = empty((N * C, OH, OW), "int32", x3)
     if out.size:
-        _max_fwd[blocks(out.size), TPB_FLAT, stream(x3)](dev(x3), kh, kw, sh, sw, ph, pw, dev(out), dev(am))
+        _max_fwd[blocks(out.size), TPB_FLAT](x3, kh, kw, sh, sw, ph, pw, out, am)
     return out.reshape(N, C, OH, OW), am.reshape(N, C, OH, OW)
 
 
@@ -168,7 +169,7 @@ def max_pool2d_bwd(dout, argmax, x_shape, kernel_size, stride, padding, ceil_mod
     a3 = _planes(argmax, "int32")
     dx = empty((N * C, H, W), d3.dtype, d3)
     if dx.size:
-        _max_bwd[blocks(dx.size), TPB_FLAT, stream(d3)](dev(d3), dev(a3), *kernel_size, *stride, *padding, dev(dx))
+        _max_bwd[blocks(dx.size), TPB_FLAT](d3, a3, *kernel_size, *stride, *padding, dx)
     return dx.reshape(N, C, H, W)
 
 
@@ -179,8 +180,8 @@ def avg_pool2d_fwd(x, kernel_size, stride, padding, ceil_mode, count_include_pad
     x3 = _planes(x)
     out = empty((N * C, OH, OW), x.dtype, x3)
     if out.size:
-        _avg_fwd[blocks(out.size), TPB_FLAT, stream(x3)](dev(x3), kh, kw, sh, sw, ph, pw, bool(count_include_pad),
-                                                         dev(out))
+        _avg_fwd[blocks(out.size), TPB_FLAT](x3, kh, kw, sh, sw, ph, pw, bool(count_include_pad),
+                                                         out)
     return out.reshape(N, C, OH, OW)
 
 
@@ -189,8 +190,8 @@ def avg_pool2d_bwd(dout, x_shape, kernel_size, stride, padding, ceil_mode, count
     d3 = _planes(dout)
     dx = empty((N * C, H, W), d3.dtype, d3)
     if dx.size:
-        _avg_bwd[blocks(dx.size), TPB_FLAT, stream(d3)](dev(d3), *kernel_size, *stride, *padding,
-                                                        bool(count_include_pad), dev(dx))
+        _avg_bwd[blocks(dx.size), TPB_FLAT](d3, *kernel_size, *stride, *padding,
+                                                        bool(count_include_pad), dx)
     return dx.reshape(N, C, H, W)
 
 
@@ -200,7 +201,7 @@ def adaptive_avg_pool2d_fwd(x, output_size):
     x3 = _planes(x)
     out = empty((N * C, OH, OW), x.dtype, x3)
     if out.size:
-        _adaptive_fwd[blocks(out.size), TPB_FLAT, stream(x3)](dev(x3), dev(out))
+        _adaptive_fwd[blocks(out.size), TPB_FLAT](x3, out)
     return out.reshape(N, C, OH, OW)
 
 
@@ -209,5 +210,5 @@ def adaptive_avg_pool2d_bwd(dout, x_shape):
     d3 = _planes(dout)
     dx = empty((N * C, H, W), d3.dtype, d3)
     if dx.size:
-        _adaptive_bwd[blocks(dx.size), TPB_FLAT, stream(d3)](dev(d3), dev(dx))
+        _adaptive_bwd[blocks(dx.size), TPB_FLAT](d3, dx)
     return dx.reshape(N, C, H, W)

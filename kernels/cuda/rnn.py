@@ -7,7 +7,8 @@ import math
 
 from numba import cuda
 
-from ._dev import TPB, contiguous, dev, empty, stream, xp_of
+from ._dev import TPB, contiguous, empty, xp_of
+from ._launch import kernel
 
 __all__ = ["rnn_tanh_fwd", "rnn_tanh_bwd", "gru_fwd", "gru_bwd"]
 
@@ -20,7 +21,7 @@ def _sigmoid(x):
     return e / (1.0 + e)
 
 
-@cuda.jit
+@kernel
 def _rnn_fwd(xw, h0, w, b, hs):
     bi = cuda.blockIdx.x
     T, _, H = hs.shape
@@ -33,7 +34,7 @@ def _rnn_fwd(xw, h0, w, b, hs):
         cuda.syncthreads()
 
 
-@cuda.jit
+@kernel
 def _rnn_bwd(dhs, hs, w, dxw, dh):
     """dh (B, H) starts at 0 and ends as dh0."""
     bi = cuda.blockIdx.x
@@ -54,7 +55,7 @@ def _rnn_bwd(dhs, hs, w, dxw, dh):
         cuda.syncthreads()
 
 
-@cuda.jit
+@kernel
 def _gru_fwd(xw, h0, w, b, hs, gates):
     bi = cuda.blockIdx.x
     T, _, H = hs.shape
@@ -80,7 +81,7 @@ def _gru_fwd(xw, h0, w, b, hs, gates):
         cuda.syncthreads()
 
 
-@cuda.jit
+@kernel
 def _gru_bwd(dhs, hs, gates, h0, w, dxw, dhw, dh):
     bi = cuda.blockIdx.x
     T, _, H = hs.shape
@@ -131,7 +132,7 @@ def rnn_tanh_fwd(xw, h0, w_hh, b_hh):
     w = contiguous(w_hh, xw.dtype)
     hs = empty((xw.shape[0],) + h0.shape, xw.dtype, xw)
     if hs.size:
-        _rnn_fwd[h0.shape[0], TPB, stream(xw)](dev(xw), dev(h0), dev(w), dev(_bias(b_hh, w.shape[0], xw)), dev(hs))
+        _rnn_fwd[h0.shape[0], TPB](xw, h0, w, _bias(b_hh, w.shape[0], xw), hs)
     return hs
 
 
@@ -141,7 +142,7 @@ def rnn_tanh_bwd(dhs, hs, h0, w_hh):
     dxw = empty(hs.shape, hs.dtype, hs)
     dh = xp_of(hs).zeros(h0.shape, hs.dtype)
     if hs.size:
-        _rnn_bwd[h0.shape[0], TPB, stream(hs)](dev(dhs), dev(hs), dev(w), dev(dxw), dev(dh))
+        _rnn_bwd[h0.shape[0], TPB](dhs, hs, w, dxw, dh)
     dw, db = _param_grads(dxw, hs, h0)
     return dxw, dh, dw, db
 
@@ -153,7 +154,7 @@ def gru_fwd(xw, h0, w_hh, b_hh):
     hs = empty((T, B, H), xw.dtype, xw)
     gates = empty((T, 4 * H, B), xw.dtype, xw)
     if hs.size:
-        _gru_fwd[B, TPB, stream(xw)](dev(xw), dev(h0), dev(w), dev(_bias(b_hh, w.shape[0], xw)), dev(hs), dev(gates))
+        _gru_fwd[B, TPB](xw, h0, w, _bias(b_hh, w.shape[0], xw), hs, gates)
     return hs, gates
 
 
@@ -166,6 +167,6 @@ def gru_bwd(dhs, hs, gates, h0, w_hh):
     dhw = empty((T, B, 3 * H), hs.dtype, hs)
     dh = xp_of(hs).zeros(h0.shape, hs.dtype)
     if hs.size:
-        _gru_bwd[B, TPB, stream(hs)](dev(dhs), dev(hs), dev(gates), dev(h0), dev(w), dev(dxw), dev(dhw), dev(dh))
+        _gru_bwd[B, TPB](dhs, hs, gates, h0, w, dxw, dhw, dh)
     dw, db = _param_grads(dhw, hs, h0)
     return dxw, dh, dw, db

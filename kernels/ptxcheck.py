@@ -1,0 +1,97 @@
+"""Compile every recorded CUDA kernel launch to PTX with the real compiler, no GPU needed.
+
+    python -m kernels.ptxcheck LAUNCHES.json [--cc 9.0]
+
+LAUNCHES.json is what a run with `ENGINE_CUDA_RECORD=LAUNCHES.json` wrote (make test records the simulator
+tests). The simulator runs kernels as Python, so it cannot see what only compilation finds (types that do
+not unify, unsupported functions, local arrays sized by a variable); this compiles each (kernel, argument
+signature) pair with Numba's CUDA compiler (NVVM) and the GPU's block sizes, and checks that the kernel's PTX
+parameter list is the layout the PTX launch path passes (_launch.flatten). Kernels that were never
+launched are listed, and fail the check. Exit status 0 when everything compiles and matches; 1 otherwise.
+Where no NVVM is installed it says so and exits 0 with nothing checked, since nothing can be compiled.
+"""
+import argparse
+import importlib
+import json
+import os
+import pkgutil
+import sys
+import time
+
+
+def nvvm_available():
+    try:
+        from numba.cuda.cudadrv import nvvm
+        nvvm.NVVM()
+        return True, ""
+    except Exception as e:          # NvvmSupportError and friends: no libnvvm on this machine
+        return False, f"{type(e).__name__}: {e}"
+
+
+def _no_driver(cc):
+    """Numba compiles a kernel's device functions for the current device's compute capability, which needs
+    a driver; with none here, tell it the capability we compile for."""
+    import types
+
+    import numba.cuda.dispatcher as dispatcher
+    if hasattr(dispatcher, "get_current_device"):
+        dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=cc)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("record")
+    ap.add_argument("--cc", default="9.0", help="compute capability to compile for (default 9.0, H100/H200)")
+    args = ap.parse_args(argv)
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
+        sys.exit("ptxcheck compiles for real: run it without NUMBA_ENABLE_CUDASIM")
+    ok, why = nvvm_available()
+    if not ok:
+        print(f"ptxcheck: no NVVM on this machine, nothing compiled ({why})")
+        return 0
+    cc = tuple(int(p) for p in args.cc.split("."))
+    _no_driver(cc)
+
+    import numpy as np
+
+    import kernels.cuda
+    from kernels.cuda import _launch
+    for m in pkgutil.iter_modules(kernels.cuda.__path__):
+        importlib.import_module(f"kernels.cuda.{m.name}")
+    with open(args.record) as f:
+        record = [(name, tuple(tuple(s) for s in json.loads(sig))) for name, sig in json.load(f)]
+
+    failures, seen = [], set()
+    t0 = time.perf_counter()
+    for name, specs in record:
+        k = _launch.KERNELS.get(name)
+        if k is None and "[" in name:                  # a factory kernel: build it for the recorded dtypes
+            mod, rest = name.split(":")
+            factory = rest.split(".<locals>.")[0]
+            key = rest[rest.index("[") + 1:-1].split(",")
+            getattr(importlib.import_module(mod), factory)(*(int(a) if a.isdigit() else np.dtype(a) for a in key))
+            k = _launch.KERNELS.get(name)
+        if k is None:
+            failures.append(f"{name}: recorded but not found")
+            continue
+        seen.add(name)
+        try:
+            ptx = k.compile_ptx(specs, cc)
+        except Exception as e:
+            failures.append(f"{name}{list(specs)}: does not compile: {type(e).__name__}: {e}")
+            continue
+        want = sum((_launch.flat_layout(s) for s in specs), [])
+        got = _launch.ptx_param_sizes(ptx)
+        if got != want:
+            failures.append(f"{name}{list(specs)}: PTX parameter sizes {got}, the launcher passes {want}")
+    never = sorted(n for n, k in _launch.KERNELS.items() if k.factory is None and n not in seen)
+    failures += [f"{n}: never launched by the recorded run, so not compiled" for n in never]
+    print(f"ptxcheck: {len(record)} signatures of {len(seen)} kernels compiled for sm_{cc[0]}{cc[1]} in "
+          f"{time.perf_counter() - t0:.0f} s; {len(failures)} problems")
+    for line in failures:
+        print("  " + line)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
