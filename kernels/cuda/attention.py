@@ -1,24 +1,31 @@
-"""Scaled dot-product attention on the GPU, fused: the L x S probabilities are never stored.
+"""Scaled dot-product attention on the GPU, fused and tiled: the L x S probabilities are never stored.
 
 Semantics as kernels/reference/attention.py (masks, is_causal, valid_lens, dropout by the same counter hash,
 a fully masked row gives o = 0, lse = -inf and zero gradients). The launchers fold is_causal, valid_lens and
-the key count into one key limit per query row (klim), so a query row never visits the keys past it: with
-is_causal that skips the masked half. A mask becomes an additive bias (NB, Lm, S), Lm in {1, L}, and
-bmap maps each head to its block, so a mask broadcast over heads is not copied out.
+the key count into one key limit per query row (klim); a block stops at the largest limit of its rows, so
+with is_causal the key tiles above the diagonal are never loaded (a block of query rows 0..63 reads keys
+0..63 only). A mask becomes an additive bias (NB, Lm, S), Lm in {1, L}, and bmap maps each head to its
+block, so a mask broadcast over heads is not copied out.
 
-Forward: one thread per query row, an online softmax over its keys (FlashAttention's recurrence), the
-output accumulated in registers, lse saved. Backward recomputes P from q, k and lse: one thread per query
-row for dq, one thread per key row for dk and dv, each summing in a fixed order (no atomics: the same bits
-every run). Head dims up to DMAX. These kernels read K and V from global memory (through the caches); a
-shared-memory tiled version is the next step for speed.
+Forward (FlashAttention-2's loop): a block owns ROWS query rows, one thread per row holding its q row and
+output accumulator in registers. The block walks the keys in tiles of BK rows: it loads the K and V tiles
+into shared memory together, then each thread scores its row against the tile, rescales its accumulator
+once per tile by the new running max, and adds P V. lse = m + log(l) is saved.
+Backward recomputes P from q, k and lse. dq: the same walk over K/V tiles (dq += dS k). dk, dv: a block owns
+ROWS key rows, walks the query rows in tiles of BQ (Q, dO, lse, D and the limits in shared memory), skipping
+tiles whose rows all stop before its keys; each sum runs in a fixed order (no atomics: the same bits every
+run). Arithmetic in the inputs' dtype (float32 accumulates in float32, as FlashAttention does); head dims up
+to DMAX.
 """
 import math
 
 import numpy as np
-from numba import cuda, float64, uint64
+from numba import cuda, from_dtype, int64
 
-from ..reference.attention import key_limits
-from ._dev import SIM, contiguous, dev, empty, stream, xp_of
+from ..reference.attention import dropout_threshold, key_limits
+from ._dev import SIM, contiguous, empty, xp_of
+from ._launch import kernel
+from ._rng import keep as _keep
 
 __all__ = ["sdpa_fwd", "sdpa_bwd"]
 
@@ -26,124 +33,258 @@ DMAX = 128          # the largest head dim (q/k and v) the kernels hold in regis
 ROWS = 8 if SIM else 64      # threads per block: query (or key) rows (the simulator runs Python threads)
 
 
-@cuda.jit(device=True)
-def _keep(seed, row, j, thr):
-    """The reference's dropout_keep for one (row, key): splitmix64's finalizer on a counter."""
-    x = uint64(seed) + uint64(row) * uint64(0x9E3779B97F4A7C15) + uint64(j) * uint64(0xC2B2AE3D27D4EB4F)
-    x = x ^ (x >> uint64(30))
-    x = x * uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> uint64(27))
-    x = x * uint64(0x94D049BB133111EB)
-    x = x ^ (x >> uint64(31))
-    return (x >> uint64(40)) >= thr
+def _tile(dtype):
+    """Rows per shared-memory tile: two (tile, DMAX) arrays fit in 32 KB."""
+    return 4 if SIM else (32 if np.dtype(dtype).itemsize == 4 else 16)
 
 
 @cuda.jit(device=True)
-def _score(q, k, bias, bmap, has_bias, n, i, j, scale):
-    s = 0.0
-    for c in range(q.shape[2]):
-        s += float64(q[n, i, c]) * float64(k[n, j, c])
-    s *= scale
-    if has_bias:
-        s += float64(bias[bmap[n], i if bias.shape[1] > 1 else 0, j])
-    return s
-
-
-@cuda.jit
-def _fwd(q, k, v, bias, bmap, has_bias, klim, scale, thr, kscale, seed, o, lse):
-    n = cuda.blockIdx.y
-    i = cuda.blockIdx.x * ROWS + cuda.threadIdx.x
-    L, dv = q.shape[1], v.shape[2]
-    if i >= L:
-        return
-    acc = cuda.local.array(DMAX, float64)
-    for c in range(dv):
-        acc[c] = 0.0
-    m = -math.inf
-    l = 0.0
-    row = n * L + i
-    for j in range(klim[n, i]):
-        s = _score(q, k, bias, bmap, has_bias, n, i, j, scale)
-        if s == -math.inf:
-            continue
-        mn = max(m, s)
-        corr = math.exp(m - mn)
-        p = math.exp(s - mn)
-        l = l * corr + p
-        if thr > 0 and not _keep(seed, row, j, thr):
-            p = 0.0
-        else:
-            p *= kscale
-        for c in range(dv):
-            acc[c] = acc[c] * corr + p * float64(v[n, j, c])
-        m = mn
-    inv = 1.0 / l if l > 0.0 else 0.0
-    for c in range(dv):
-        o[n, i, c] = acc[c] * inv
-    lse[n, i] = m + math.log(l) if l > 0.0 else -math.inf
+def _load_rows(dst, src, n, r0, nr, t):
+    """dst[:nr, :] = src[n, r0:r0 + nr, :], zero past src's width, the block's threads striding over it."""
+    D, width = dst.shape[1], src.shape[2]
+    for e in range(t, nr * D, ROWS):
+        r = e // D
+        c = e - r * D
+        dst[r, c] = src[n, r0 + r, c] if c < width else 0
 
 
 @cuda.jit(device=True)
-def _ds(dout, q, k, v, lse, Dv, bias, bmap, has_bias, scale, thr, kscale, seed, n, i, j):
-    """(P'_ij, dS_ij) for one query row and key: P' = P * keep/(1-p), dS = P (dP - D_i), dP = dout_i . v_j
-    times keep/(1-p)."""
-    L = q.shape[1]
-    s = _score(q, k, bias, bmap, has_bias, n, i, j, scale)
-    if s == -math.inf:
-        return 0.0, 0.0
-    p = math.exp(s - float64(lse[n, i]))
-    ks = kscale
-    if thr > 0 and not _keep(seed, n * L + i, j, thr):
-        ks = 0.0
-    dp = 0.0
-    for c in range(v.shape[2]):
-        dp += float64(dout[n, i, c]) * float64(v[n, j, c])
-    return p * ks, p * (dp * ks - Dv[n, i])
+def _block_max_limit(klim, n, r0, nrows, out):
+    """out[0] = the largest klim[n, r] over the block's rows r0.. (0 if none); thread 0 writes it."""
+    if cuda.threadIdx.x == 0:
+        mx = 0
+        for r in range(r0, min(r0 + ROWS, nrows)):
+            if klim[n, r] > mx:
+                mx = klim[n, r]
+        out[0] = mx
 
 
-@cuda.jit
-def _bwd_dq(dout, q, k, v, lse, Dv, bias, bmap, has_bias, klim, scale, thr, kscale, seed, dq):
-    n = cuda.blockIdx.y
-    i = cuda.blockIdx.x * ROWS + cuda.threadIdx.x
-    L, d = q.shape[1], q.shape[2]
-    if i >= L:
-        return
-    acc = cuda.local.array(DMAX, float64)
-    for c in range(d):
-        acc[c] = 0.0
-    if lse[n, i] != -math.inf:
-        for j in range(klim[n, i]):
-            _, ds = _ds(dout, q, k, v, lse, Dv, bias, bmap, has_bias, scale, thr, kscale, seed, n, i, j)
-            for c in range(d):
-                acc[c] += ds * float64(k[n, j, c])
-    for c in range(d):
-        dq[n, i, c] = acc[c] * scale
+_KERNELS = {}
 
 
-@cuda.jit
-def _bwd_dkv(dout, q, k, v, lse, Dv, bias, bmap, has_bias, klim, scale, thr, kscale, seed, dk, dvo):
-    n = cuda.blockIdx.y
-    j = cuda.blockIdx.x * ROWS + cuda.threadIdx.x
-    L, S, d, dvn = q.shape[1], k.shape[1], q.shape[2], v.shape[2]
-    if j >= S:
-        return
-    ak = cuda.local.array(DMAX, float64)
-    av = cuda.local.array(DMAX, float64)
-    for c in range(d):
-        ak[c] = 0.0
-    for c in range(dvn):
-        av[c] = 0.0
-    for i in range(L):
-        if j < klim[n, i] and lse[n, i] != -math.inf:
-            pk, ds = _ds(dout, q, k, v, lse, Dv, bias, bmap, has_bias, scale, thr, kscale, seed, n, i, j)
-            for c in range(dvn):
-                av[c] += pk * float64(dout[n, i, c])
-            for c in range(d):
-                ak[c] += ds * float64(q[n, i, c])
-    for c in range(d):
-        dk[n, j, c] = ak[c] * scale
-    for c in range(dvn):
-        dvo[n, j, c] = av[c]
+def _head_bound(d, dv):
+    """The compile-time head dim a kernel is built for: the smallest of 16, 32, 64, DMAX holding d and dv."""
+    return next(D for D in (16, 32, 64, DMAX) if max(d, dv) <= D)
+
+
+def _kernels(dtype, D):
+    """(fwd, bwd_dq, bwd_dkv) for one dtype and head-dim bound D. Shared tiles and accumulators are typed at
+    compile time, and every loop over a head dim runs to the constant D (rows zero-padded past d and dv), so
+    the compiler unrolls them and keeps the q row and the accumulators in registers."""
+    dtype, D = np.dtype(dtype), int(D)
+    if (dtype, D) in _KERNELS:
+        return _KERNELS[dtype, D]
+    T = from_dtype(dtype)
+    BK = _tile(dtype)
+    NEG = -math.inf
+
+    @kernel
+    def fwd(q, k, v, bias, bmap, has_bias, klim, scale, thr, kscale, seed, o, lse):
+        n, t = cuda.blockIdx.y, cuda.threadIdx.x
+        r0 = cuda.blockIdx.x * ROWS
+        i = r0 + t
+        L, d, dv = q.shape[1], q.shape[2], v.shape[2]
+        ks = cuda.shared.array((BK, D), T)
+        vs = cuda.shared.array((BK, D), T)
+        kmax = cuda.shared.array(1, int64)
+        qr = cuda.local.array(D, T)
+        acc = cuda.local.array(D, T)
+        sc = cuda.local.array(BK, T)
+        sca, ksc = T(scale), T(kscale)
+        active = i < L
+        lim = klim[n, i] if active else 0
+        if active:
+            for c in range(D):
+                qr[c] = q[n, i, c] if c < d else T(0)
+        for c in range(D):
+            acc[c] = T(0)
+        m, l = T(NEG), T(0)
+        _block_max_limit(klim, n, r0, L, kmax)
+        cuda.syncthreads()
+        end = kmax[0]
+        for j0 in range(0, end, BK):
+            nk = min(BK, end - j0)
+            _load_rows(ks, k, n, j0, nk, t)
+            _load_rows(vs, v, n, j0, nk, t)
+            cuda.syncthreads()
+            mine = min(nk, lim - j0)             # keys of this tile the row attends (<= 0: none)
+            if mine > 0:
+                mt = m
+                for jj in range(mine):
+                    s = T(0)
+                    for c in range(D):
+                        s += qr[c] * ks[jj, c]
+                    s *= sca
+                    if has_bias:
+                        s += T(bias[bmap[n], i if bias.shape[1] > 1 else 0, j0 + jj])
+                    sc[jj] = s
+                    if s > mt:
+                        mt = s
+                if mt != NEG:                    # else every key of the tile is masked: nothing to add
+                    corr = T(math.exp(m - mt))
+                    l *= corr
+                    for c in range(D):
+                        acc[c] *= corr
+                    for jj in range(mine):
+                        if sc[jj] == NEG:
+                            continue
+                        p = T(math.exp(sc[jj] - mt))
+                        l += p
+                        if thr > 0 and not _keep(seed, n * L + i, j0 + jj, thr):
+                            continue
+                        p *= ksc
+                        for c in range(D):
+                            acc[c] += p * vs[jj, c]
+                    m = mt
+            cuda.syncthreads()
+        if active:
+            inv = T(1) / l if l > 0 else T(0)
+            for c in range(D):
+                if c < dv:
+                    o[n, i, c] = acc[c] * inv
+            lse[n, i] = m + T(math.log(l)) if l > 0 else T(NEG)
+
+    @kernel
+    def bwd_dq(dout, q, k, v, lse, Dv, bias, bmap, has_bias, klim, scale, thr, kscale, seed, dq):
+        n, t = cuda.blockIdx.y, cuda.threadIdx.x
+        r0 = cuda.blockIdx.x * ROWS
+        i = r0 + t
+        L, d, dv = q.shape[1], q.shape[2], v.shape[2]
+        ks = cuda.shared.array((BK, D), T)
+        vs = cuda.shared.array((BK, D), T)
+        kmax = cuda.shared.array(1, int64)
+        qr = cuda.local.array(D, T)
+        gr = cuda.local.array(D, T)
+        acc = cuda.local.array(D, T)
+        sca, ksc = T(scale), T(kscale)
+        active = i < L
+        lim, li, Di = 0, T(NEG), T(0)
+        if active:
+            li, Di = lse[n, i], Dv[n, i]
+            if li != NEG:
+                lim = klim[n, i]
+            for c in range(D):
+                qr[c] = q[n, i, c] if c < d else T(0)
+            for c in range(D):
+                gr[c] = dout[n, i, c] if c < dv else T(0)
+        for c in range(D):
+            acc[c] = T(0)
+        _block_max_limit(klim, n, r0, L, kmax)
+        cuda.syncthreads()
+        end = kmax[0]
+        for j0 in range(0, end, BK):
+            nk = min(BK, end - j0)
+            _load_rows(ks, k, n, j0, nk, t)
+            _load_rows(vs, v, n, j0, nk, t)
+            cuda.syncthreads()
+            for jj in range(min(nk, lim - j0)):
+                s = T(0)
+                for c in range(D):
+                    s += qr[c] * ks[jj, c]
+                s *= sca
+                if has_bias:
+                    s += T(bias[bmap[n], i if bias.shape[1] > 1 else 0, j0 + jj])
+                if s == NEG:
+                    continue
+                p = T(math.exp(s - li))
+                kp = ksc
+                if thr > 0 and not _keep(seed, n * L + i, j0 + jj, thr):
+                    kp = T(0)
+                dp = T(0)
+                for c in range(D):
+                    dp += gr[c] * vs[jj, c]
+                ds = p * (dp * kp - Di)
+                for c in range(D):
+                    acc[c] += ds * ks[jj, c]
+            cuda.syncthreads()
+        if active:
+            for c in range(D):
+                if c < d:
+                    dq[n, i, c] = acc[c] * sca
+
+    @kernel
+    def bwd_dkv(dout, q, k, v, lse, Dv, bias, bmap, has_bias, klim, scale, thr, kscale, seed, dk, dvo):
+        n, t = cuda.blockIdx.y, cuda.threadIdx.x
+        c0 = cuda.blockIdx.x * ROWS                     # the block's first key row
+        j = c0 + t
+        L, S, d, dv = q.shape[1], k.shape[1], q.shape[2], v.shape[2]
+        qs = cuda.shared.array((BK, D), T)
+        gs = cuda.shared.array((BK, D), T)
+        ls = cuda.shared.array(BK, T)
+        Ds = cuda.shared.array(BK, T)
+        lims = cuda.shared.array(BK, int64)
+        use = cuda.shared.array(1, int64)
+        kr = cuda.local.array(D, T)
+        vr = cuda.local.array(D, T)
+        ak = cuda.local.array(D, T)
+        av = cuda.local.array(D, T)
+        sca, ksc = T(scale), T(kscale)
+        active = j < S
+        if active:
+            for c in range(D):
+                kr[c] = k[n, j, c] if c < d else T(0)
+            for c in range(D):
+                vr[c] = v[n, j, c] if c < dv else T(0)
+        for c in range(D):
+            ak[c] = T(0)
+        for c in range(D):
+            av[c] = T(0)
+        for i0 in range(0, L, BK):
+            nq = min(BK, L - i0)
+            if t < nq:                              # BK <= ROWS: one thread per tile row
+                li = lse[n, i0 + t]
+                ls[t] = li
+                Ds[t] = Dv[n, i0 + t]
+                lims[t] = klim[n, i0 + t] if li != NEG else 0
+            cuda.syncthreads()
+            if t == 0:                              # does any row of the tile reach the block's first key?
+                u = 0
+                for r in range(nq):
+                    if lims[r] > c0:
+                        u = 1
+                use[0] = u
+            cuda.syncthreads()
+            if use[0]:
+                _load_rows(qs, q, n, i0, nq, t)
+                _load_rows(gs, dout, n, i0, nq, t)
+                cuda.syncthreads()
+                if active:
+                    for r in range(nq):
+                        if j >= lims[r]:
+                            continue
+                        i = i0 + r
+                        s = T(0)
+                        for c in range(D):
+                            s += qs[r, c] * kr[c]
+                        s *= sca
+                        if has_bias:
+                            s += T(bias[bmap[n], i if bias.shape[1] > 1 else 0, j])
+                        if s == NEG:
+                            continue
+                        p = T(math.exp(s - ls[r]))
+                        kp = ksc
+                        if thr > 0 and not _keep(seed, n * L + i, j, thr):
+                            kp = T(0)
+                        dp = T(0)
+                        for c in range(D):
+                            dp += gs[r, c] * vr[c]
+                        ds = p * (dp * kp - Ds[r])
+                        pk = p * kp
+                        for c in range(D):
+                            av[c] += pk * gs[r, c]
+                        for c in range(D):
+                            ak[c] += ds * qs[r, c]
+            cuda.syncthreads()
+        if active:
+            for c in range(D):
+                if c < d:
+                    dk[n, j, c] = ak[c] * sca
+            for c in range(D):
+                if c < dv:
+                    dvo[n, j, c] = av[c]
+
+    _KERNELS[dtype, D] = (fwd.register(dtype, D), bwd_dq.register(dtype, D), bwd_dkv.register(dtype, D))
+    return _KERNELS[dtype, D]
 
 
 def _bias(xp, mask, lead, L, S, dtype):
@@ -165,7 +306,7 @@ def _bias(xp, mask, lead, L, S, dtype):
 def _dropout_args(dropout_p):
     if dropout_p <= 0:
         return 0, 1.0
-    return int(np.ceil(dropout_p * (1 << 24))), 1.0 / (1.0 - dropout_p)
+    return dropout_threshold(dropout_p), 1.0 / (1.0 - dropout_p)
 
 
 def _flat(a, n_lead, dtype):
@@ -191,8 +332,8 @@ def sdpa_fwd(q, k, v, mask, is_causal, scale, valid_lens=None, dropout_p=0.0, se
     o = empty((N, L, dvn), dt, qf)
     lse = empty((N, L), dt, qf)
     if N and L:
-        _fwd[(-(-L // ROWS), N), ROWS, stream(qf)](dev(qf), dev(kf), dev(vf), dev(bias), dev(bmap), has_bias, dev(klim),
-                                                   float(scale), thr, ks, int(seed), dev(o), dev(lse))
+        fwd = _kernels(dt, _head_bound(d, dvn))[0]
+        fwd[(-(-L // ROWS), N), ROWS](qf, kf, vf, bias, bmap, has_bias, klim, float(scale), thr, ks, int(seed), o, lse)
     return o.reshape(lead + (L, dvn)), lse.reshape(lead + (L,))
 
 
@@ -208,13 +349,12 @@ def sdpa_bwd(dout, q, k, v, o, lse, mask, is_causal, scale, valid_lens=None, dro
     has_bias, bias, bmap = _bias(xp, mask, lead, L, S, dt)
     klim = key_limits(lead, L, S, is_causal, valid_lens, xp)
     thr, ks = _dropout_args(dropout_p)
-    Dv = xp.ascontiguousarray((dof.astype(np.float64) * of.astype(np.float64)).sum(axis=-1))
+    Dv = xp.ascontiguousarray((dof.astype(np.float64) * of.astype(np.float64)).sum(axis=-1).astype(dt))
     dq, dk, dvv = empty(qf.shape, dt, qf), empty(kf.shape, dt, qf), empty(vf.shape, dt, qf)
-    args = (dev(dof), dev(qf), dev(kf), dev(vf), dev(lsef), dev(Dv), dev(bias), dev(bmap), has_bias, dev(klim),
-            float(scale), thr, ks, int(seed))
-    s = stream(qf)
+    args = (dof, qf, kf, vf, lsef, Dv, bias, bmap, has_bias, klim, float(scale), thr, ks, int(seed))
+    _, bwd_dq, bwd_dkv = _kernels(dt, _head_bound(d, dvn))
     if N and L:
-        _bwd_dq[(-(-L // ROWS), N), ROWS, s](*args, dev(dq))
+        bwd_dq[(-(-L // ROWS), N), ROWS](*args, dq)
     if N and S:
-        _bwd_dkv[(-(-S // ROWS), N), ROWS, s](*args, dev(dk), dev(dvv))
+        bwd_dkv[(-(-S // ROWS), N), ROWS](*args, dk, dvv)
     return dq.reshape(q.shape), dk.reshape(k.shape), dvv.reshape(v.shape)
