@@ -47,10 +47,12 @@ def test_sigmoid_is_finite_for_huge_inputs(dtype):
 
 def test_dropout_kernel_matches_reference_and_scales(dtype):
     x = rng.standard_normal((64, 33)).astype(dtype)
-    u = rng.random(x.shape).astype(dtype)
-    y, mask = cpu.dropout_fwd(x, u, 0.3)
-    ry, rmask = ref.dropout_fwd(x.astype(np.float64), u, 0.3)
+    y, mask = cpu.dropout_fwd(x, 12345, 0.3)
+    ry, rmask = ref.dropout_fwd(x.astype(np.float64), 12345, 0.3)
     np.testing.assert_array_equal(mask, rmask)
+    assert abs(rmask.mean() - 0.7) < 0.03
+    assert not np.array_equal(cpu.dropout_fwd(x, 12346, 0.3)[1], mask)          # another seed, another mask
+    assert cpu.dropout_fwd(x, 1, 0.0)[1].all() and not cpu.dropout_fwd(x, 1, 1.0)[1].any()
     assert_close(y, ry, dtype)
     dout = rng.standard_normal(x.shape).astype(dtype)
     assert_close(cpu.dropout_bwd(dout, mask, 0.3), ref.dropout_bwd(dout.astype(np.float64), rmask, 0.3), dtype)

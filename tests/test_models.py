@@ -44,8 +44,10 @@ def test_softmax_regression_and_mlp_learn():
 
 
 def test_dropout_narrows_the_generalization_gap():
-    s, _ = run_experiment("mlp-dropout", epochs=15)
-    assert s["dropout_gap"] < s["plain_gap"]
+    # validation minus training loss, 60 epochs: 0.097 plain vs 0.074 with dropout (seed 0); seeds 1-3 gave
+    # 0.144/0.129, 0.174/0.169, 0.196/0.184. The accuracy gap is too coarse on 300 images to test this way.
+    s, _ = run_experiment("mlp-dropout", epochs=60)
+    assert s["dropout_loss_gap"] < s["plain_loss_gap"]
 
 
 def test_lenet_learns():

@@ -3,8 +3,8 @@ import numbers
 
 from .._checks import check_float_inputs, check_probability
 from ..autograd import Function
-from ..backend import array_module, kernels_for
-from ..tensor import Tensor, default_generator
+from ..backend import kernels_for
+from ..tensor import default_generator
 
 __all__ = ["relu", "sigmoid", "tanh", "dropout"]
 
@@ -50,8 +50,8 @@ def tanh(input):
 class Dropout(Function):
     @staticmethod
     def forward(ctx, x, p, generator):
-        u = array_module(x).asarray(generator.random(x.shape, dtype=x.dtype))
-        y, ctx.mask = kernels_for(x).dropout_fwd(x, u, p)
+        # one seed from the host generator; the mask is a counter hash of (seed, element), drawn where x is
+        y, ctx.mask = kernels_for(x).dropout_fwd(x, int(generator.integers(0, 2**63 - 1)), p)
         ctx.p = p
         return y
 
@@ -63,8 +63,10 @@ class Dropout(Function):
 def dropout(input, p=0.5, training=True, generator=None):
     """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
 
-    Off (identity) when `training` is False or p == 0. Draws come from `generator` (a NumPy Generator)
-    or the engine's global one (`engine.manual_seed`); backward reuses the forward's mask."""
+    Off (identity) when `training` is False or p == 0. Each call takes one seed from `generator` (a NumPy
+    Generator) or the engine's global one (`engine.manual_seed`); the mask is a counter hash of (seed,
+    element index) computed on the tensor's device, so "cpu" and "cuda" drop the same elements for the same
+    seed and nothing is copied to the GPU. Backward reuses the forward's mask."""
     check_float_inputs(input=input)
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
         raise TypeError(f"p: expected a float, got {p!r}")

@@ -10,6 +10,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._math import vexp
+from ..reference.attention import dropout_threshold
+from .attention_tiles import keep_bits, row_key
 from ._parallel import CHUNK, FAST, run_chunked
 
 __all__ = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "tanh_fwd", "tanh_bwd", "dropout_fwd", "dropout_bwd"]
@@ -97,18 +99,18 @@ def _tanh_bwd_par(dout, y, dx):
 
 
 @njit(cache=True, fastmath=FAST)
-def _dropout_fwd(x, u, p, scale, y, mask, lo, hi):
+def _dropout_fwd(x, seed, thr, scale, y, mask, lo, hi):
     for i in range(lo, hi):
-        keep = u[i] >= p
+        keep = keep_bits(row_key(seed, i), 0) >= thr
         mask[i] = keep
         y[i] = x[i] * scale if keep else 0
 
 
 @njit(parallel=True, cache=True)
-def _dropout_fwd_par(x, u, p, scale, y, mask):
+def _dropout_fwd_par(x, seed, thr, scale, y, mask):
     n = x.size
     for c in prange((n + CHUNK - 1) // CHUNK):
-        _dropout_fwd(x, u, p, scale, y, mask, c * CHUNK, min(n, (c + 1) * CHUNK))
+        _dropout_fwd(x, seed, thr, scale, y, mask, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
 @njit(cache=True, fastmath=FAST)
@@ -169,12 +171,12 @@ def _scale(p, dtype):
     return dtype.type(0.0 if p >= 1.0 else 1.0 / (1.0 - p))
 
 
-def dropout_fwd(x, u, p):
-    """x and u (uniform draws in [0, 1), same shape) -> (y, mask). Saves mask (bool) for backward."""
+def dropout_fwd(x, seed, p):
+    """x, an integer seed, p -> (y, mask bool), the reference's counter-hash mask. Saves mask for backward."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
     mask = np.empty(x.shape, dtype=np.bool_)
-    run_chunked(_dropout_fwd, _dropout_fwd_par, x.size, x.reshape(-1), _flat(u).astype(x.dtype, copy=False), x.dtype.type(p),
+    run_chunked(_dropout_fwd, _dropout_fwd_par, x.size, x.reshape(-1), np.uint64(seed), np.uint64(dropout_threshold(p)),
                 _scale(p, x.dtype), y.reshape(-1), mask.reshape(-1))
     return y, mask
 

@@ -8,7 +8,7 @@ Forward returns (o, lse), which the engine saves; backward recomputes the probab
 """
 import numpy as np
 
-from ..reference.attention import key_limits
+from ..reference.attention import dropout_threshold, key_limits
 from .attention_flash import BK, BQ, flash_bwd, flash_fwd
 
 __all__ = ["sdpa_fwd", "sdpa_bwd"]
@@ -38,7 +38,7 @@ def _dropout_args(dropout_p, dtype):
     """(keep_thr, keep_scale): keep where the hash's 24 bits are >= keep_thr (0 = no dropout)."""
     if dropout_p <= 0:
         return np.uint64(0), dtype.type(1)
-    return np.uint64(np.ceil(dropout_p * (1 << 24))), dtype.type(1.0 / (1.0 - dropout_p))
+    return np.uint64(dropout_threshold(dropout_p)), dtype.type(1.0 / (1.0 - dropout_p))
 
 
 def _flat(a, n_lead, dtype):

@@ -1,30 +1,33 @@
 """Elementwise activations and dropout on the GPU: one thread per element over the flattened array.
 The same semantics as kernels/cpu/activation.py (sigmoid from exp(-|x|), never overflowing; dropout keeps
-where u >= p and scales by 1/(1-p), p = 1 drops everything)."""
+where the counter hash of (seed, element) clears p and scales by 1/(1-p), p = 1 drops everything)."""
 import math
 
 from numba import cuda
 
-from ._dev import TPB_FLAT, blocks, contiguous, dev, empty, stream
+from ..reference.attention import dropout_threshold
+from ._dev import TPB_FLAT, blocks, contiguous, empty
+from ._launch import kernel
+from ._rng import keep
 
 __all__ = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "tanh_fwd", "tanh_bwd", "dropout_fwd", "dropout_bwd"]
 
 
-@cuda.jit
+@kernel
 def _relu_fwd(x, y):
     i = cuda.grid(1)
     if i < x.shape[0]:
         y[i] = x[i] if x[i] > 0 else 0
 
 
-@cuda.jit
+@kernel
 def _relu_bwd(dout, y, dx):
     i = cuda.grid(1)
     if i < y.shape[0]:
         dx[i] = dout[i] if y[i] > 0 else 0
 
 
-@cuda.jit
+@kernel
 def _sigmoid_fwd(x, y):
     i = cuda.grid(1)
     if i < x.shape[0]:
@@ -34,37 +37,37 @@ def _sigmoid_fwd(x, y):
         y[i] = s if v >= 0 else z * s
 
 
-@cuda.jit
+@kernel
 def _sigmoid_bwd(dout, y, dx):
     i = cuda.grid(1)
     if i < y.shape[0]:
         dx[i] = dout[i] * y[i] * (1 - y[i])
 
 
-@cuda.jit
+@kernel
 def _tanh_fwd(x, y):
     i = cuda.grid(1)
     if i < x.shape[0]:
         y[i] = math.tanh(x[i])
 
 
-@cuda.jit
+@kernel
 def _tanh_bwd(dout, y, dx):
     i = cuda.grid(1)
     if i < y.shape[0]:
         dx[i] = dout[i] * (1 - y[i] * y[i])
 
 
-@cuda.jit
-def _dropout_fwd(x, u, p, scale, y, mask):
+@kernel
+def _dropout_fwd(x, seed, thr, scale, y, mask):
     i = cuda.grid(1)
     if i < x.shape[0]:
-        keep = u[i] >= p
-        mask[i] = keep
-        y[i] = x[i] * scale if keep else 0
+        k = keep(seed, i, 0, thr)
+        mask[i] = k
+        y[i] = x[i] * scale if k else 0
 
 
-@cuda.jit
+@kernel
 def _dropout_bwd(dout, mask, scale, dx):
     i = cuda.grid(1)
     if i < dout.shape[0]:
@@ -75,7 +78,7 @@ def _unary(kernel, x):
     x = contiguous(x)
     y = empty(x.shape, x.dtype, x)
     if x.size:
-        kernel[blocks(x.size), TPB_FLAT, stream(x)](dev(x.reshape(-1)), dev(y.reshape(-1)))
+        kernel[blocks(x.size), TPB_FLAT](x.reshape(-1), y.reshape(-1))
     return y
 
 
@@ -84,7 +87,7 @@ def _binary(kernel, dout, y):
     dout = contiguous(dout, y.dtype)
     dx = empty(y.shape, y.dtype, y)
     if y.size:
-        kernel[blocks(y.size), TPB_FLAT, stream(y)](dev(dout.reshape(-1)), dev(y.reshape(-1)), dev(dx.reshape(-1)))
+        kernel[blocks(y.size), TPB_FLAT](dout.reshape(-1), y.reshape(-1), dx.reshape(-1))
     return dx
 
 
@@ -116,15 +119,15 @@ def _scale(p, dtype):
     return dtype.type(0.0 if p >= 1.0 else 1.0 / (1.0 - p))
 
 
-def dropout_fwd(x, u, p):
-    """x and u (uniform draws in [0, 1), same shape, on the device) -> (y, mask bool). Save mask."""
+def dropout_fwd(x, seed, p):
+    """x on the device, an integer seed, p -> (y, mask bool): the reference's counter-hash mask, drawn on the
+    device (nothing is copied there). Save mask for backward."""
     x = contiguous(x)
-    u = contiguous(u, x.dtype)
     y = empty(x.shape, x.dtype, x)
     mask = empty(x.shape, "bool", x)
     if x.size:
-        _dropout_fwd[blocks(x.size), TPB_FLAT, stream(x)](dev(x.reshape(-1)), dev(u.reshape(-1)), x.dtype.type(p),
-                                                          _scale(p, x.dtype), dev(y.reshape(-1)), dev(mask.reshape(-1)))
+        _dropout_fwd[blocks(x.size), TPB_FLAT](x.reshape(-1), int(seed), dropout_threshold(p), _scale(p, x.dtype),
+                                               y.reshape(-1), mask.reshape(-1))
     return y, mask
 
 
@@ -133,6 +136,6 @@ def dropout_bwd(dout, mask, p):
     mask = contiguous(mask)
     dx = empty(dout.shape, dout.dtype, dout)
     if dout.size:
-        _dropout_bwd[blocks(dout.size), TPB_FLAT, stream(dout)](dev(dout.reshape(-1)), dev(mask.reshape(-1)),
-                                                                _scale(p, dout.dtype), dev(dx.reshape(-1)))
+        _dropout_bwd[blocks(dout.size), TPB_FLAT](dout.reshape(-1), mask.reshape(-1),
+                                                                _scale(p, dout.dtype), dx.reshape(-1))
     return dx

@@ -1,6 +1,8 @@
 """float64 NumPy references: relu, sigmoid, tanh, dropout (forward and backward)."""
 import numpy as np
 
+from .attention import dropout_keep
+
 __all__ = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "tanh_fwd", "tanh_bwd", "dropout_fwd", "dropout_bwd"]
 
 
@@ -29,10 +31,14 @@ def tanh_bwd(dout, y):
     return dout * (1.0 - y * y)
 
 
-def dropout_fwd(x, u, p):
-    """Inverted dropout: keep where the uniform draw u >= p, scale kept values by 1/(1-p).
+def dropout_fwd(x, seed, p):
+    """Inverted dropout: element i (flat, C order) is kept where a counter hash of (seed, i) clears p, kept
+    values are scaled by 1/(1-p). The hash is attention's `dropout_keep` with one key per row (24-bit draws:
+    keep where the top 24 bits of splitmix64(seed + i * C1) >= ceil(p * 2^24)), so every backend draws the
+    same mask from the same seed, on the device, with nothing to copy there.
     Returns (y, mask); mask (bool) is saved for backward."""
-    mask = u >= p
+    x = np.asarray(x)
+    mask = dropout_keep(seed, x.size, 1, p).reshape(x.shape)
     scale = 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
     return x * mask * scale, mask
 

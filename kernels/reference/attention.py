@@ -25,6 +25,12 @@ def _mix64(x):
     return x ^ (x >> np.uint64(31))
 
 
+def dropout_threshold(p):
+    """The value the hash's top 24 bits must reach for a draw to be kept: ceil(p * 2^24) (0: keep all, 2^24:
+    keep none). Every backend's dropout (elementwise and in attention) takes it from here."""
+    return int(np.ceil(p * (1 << 24)))
+
+
 def dropout_keep(seed, n_rows, S, p):
     """Boolean keep-mask (n_rows, S): row r (flat index over (..., L)), key j is kept where the top 24 bits of
     mix64(seed + r * C1 + j * C2) are >= ceil(p * 2^24). The CPU kernel computes the same bits tile by tile."""
@@ -33,7 +39,7 @@ def dropout_keep(seed, n_rows, S, p):
     with np.errstate(over="ignore"):
         x = np.uint64(seed) + r * np.uint64(0x9E3779B97F4A7C15) + j * np.uint64(0xC2B2AE3D27D4EB4F)
         h = _mix64(x) >> np.uint64(40)
-    return h >= np.uint64(int(np.ceil(p * (1 << 24))))
+    return h >= np.uint64(dropout_threshold(p))
 
 
 def key_limits(lead, L, S, is_causal, valid_lens, xp=np):
