@@ -108,12 +108,42 @@ def check_device(device):
 
 DEVICE_TO_HOST = [0]     # copies made by to_device(..., "cpu"): the tests count them during a training step
 
+# Checks of values that live on the GPU (a target class out of range, an index past an embedding) would make
+# the host wait for the device. On "cuda" they are queued instead and done where the host reads device data
+# anyway (Tensor.item/numpy/tolist/float, .to("cpu")), or once MAX_PENDING have piled up: the error then
+# names the op and the value, a little after the op that met it, as PyTorch reports a device-side assert.
+_PENDING = []
+MAX_PENDING = 64
+
+
+def check_values(bad, message):
+    """Raise ValueError(message()) if the 0-d boolean array `bad` is true: at once on the CPU, at the next
+    host read on "cuda" (see above). `message` may read device arrays; it runs only when the check fails."""
+    if device_of(bad) == "cpu":
+        if bool(bad):
+            raise ValueError(message())
+        return
+    _PENDING.append((bad, message))
+    if len(_PENDING) >= MAX_PENDING:
+        flush_checks()
+
+
+def flush_checks():
+    """Do the queued device checks (a host wait); raise the first failure's ValueError."""
+    pending = list(_PENDING)
+    _PENDING.clear()
+    DEVICE_TO_HOST[0] += len(pending)
+    for bad, message in pending:
+        if bool(bad):
+            raise ValueError(message())
+
 
 def to_device(array, device):
     """`array` on `device` ("cpu" or "cuda", already checked): a copy when it moves, itself when it is there."""
     if device_of(array) == device:
         return array
     if device == "cpu":
+        flush_checks()
         DEVICE_TO_HOST[0] += 1
         if isinstance(array, SimDeviceArray):
             return np.array(array, copy=True, subok=False)

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import autograd
 from .autograd import Function
-from .backend import array_module, check_device, device_of, to_device
+from .backend import array_module, check_device, device_of, flush_checks, to_device
 
 float32, float64 = np.dtype(np.float32), np.dtype(np.float64)
 int32, int64, bool_ = np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_)
@@ -80,10 +80,15 @@ class Tensor:
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"item(): the tensor has {self.data.size} elements, not one")
+        if device_of(self.data) != "cpu":
+            flush_checks()
         return self.data.reshape(()).item()
 
     def tolist(self):
         return self.numpy().tolist()
+
+    def __float__(self):
+        return float(self.item())
 
     def detach(self):
         return Tensor._wrap(self.data)

@@ -66,8 +66,15 @@ def test_clip_grad_norm():
     b = engine.tensor([4.0], requires_grad=True)
     (a * a / 2 + b * b / 2).sum().backward()           # grads 3 and 4: norm 5
     total = nn.utils.clip_grad_norm_([a, b], 1.0)
-    assert abs(total - 5.0) < 1e-6
+    assert isinstance(total, engine.Tensor) and total.shape == ()
+    assert abs(float(total) - 5.0) < 1e-6
     np.testing.assert_allclose([a.grad.item(), b.grad.item()], [0.6, 0.8], rtol=1e-5)
+    assert abs(float(nn.utils.clip_grad_norm_([a, b], 10.0)) - 1.0) < 1e-5     # under the limit: unchanged
+    np.testing.assert_allclose([a.grad.item(), b.grad.item()], [0.6, 0.8], rtol=1e-5)
+    assert abs(float(nn.utils.clip_grad_norm_([a, b], 0.5, norm_type=math.inf)) - 0.8) < 1e-6
+    np.testing.assert_allclose([a.grad.item(), b.grad.item()], [0.375, 0.5], rtol=1e-5)
+    with pytest.raises(ValueError, match="norm_type"):
+        nn.utils.clip_grad_norm_([a, b], 1.0, norm_type=0)
 
 
 def test_module_matches_torch_functionally():

@@ -1,29 +1,34 @@
 """Gradient utilities (`engine.nn.utils.clip_grad_norm_`)."""
 import math
 
-from ..backend import array_module
+import numpy as np
+
+from ..backend import array_module, on_device_of
 from ..tensor import Tensor
 
 __all__ = ["clip_grad_norm_"]
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
-    """Scale the gradients in place so that their joint norm is at most `max_norm`; return the norm
-    before clipping (a float). Parameters without a gradient are skipped."""
+    """Scale the gradients in place so that their joint norm is at most `max_norm`; return the norm before
+    clipping as a 0-d Tensor on the gradients' device (as PyTorch does: `float(norm)` or `.item()` reads it).
+    Everything stays on the device: on "cuda" no value crosses to the host. Parameters without a gradient
+    are skipped."""
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     grads = [p.grad.data for p in parameters if p.grad is not None]
     if max_norm < 0 or not math.isfinite(max_norm):
         raise ValueError(f"max_norm: must be a finite non-negative number, got {max_norm}")
+    if norm_type != math.inf and not norm_type > 0:
+        raise ValueError(f"norm_type: must be positive or inf, got {norm_type}")
     if not grads:
-        return 0.0
+        return Tensor(np.zeros((), np.float32))
     xp = array_module(grads[0])
     if norm_type == math.inf:
-        total = max(float(xp.abs(g).max()) for g in grads)
+        total = xp.max(xp.stack([xp.abs(g).max().astype(xp.float64) for g in grads]))
     else:
-        total = float(sum(float((xp.abs(g.astype(xp.float64)) ** norm_type).sum()) for g in grads) ** (1.0 / norm_type))
-    coef = max_norm / (total + 1e-6)
-    if coef < 1:
-        for g in grads:
-            g *= g.dtype.type(coef)
-    return total
+        total = sum((xp.abs(g.astype(xp.float64)) ** norm_type).sum() for g in grads) ** (1.0 / norm_type)
+    coef = xp.minimum(max_norm / (total + 1e-6), 1.0)        # 1 where no clipping is needed
+    for g in grads:
+        g *= coef.astype(g.dtype)
+    return Tensor(on_device_of(xp.asarray(total, dtype=grads[0].dtype), grads[0]))

@@ -1,11 +1,9 @@
 """Embedding lookup; backward scatters dout into the rows that were looked up."""
 import numbers
 
-import numpy as np
-
 from .._checks import check_float_inputs, check_int, check_ndim, check_same_device, check_tensor
 from ..autograd import Function
-from ..backend import kernels_for
+from ..backend import check_values, kernels_for
 
 __all__ = ["embedding"]
 
@@ -34,8 +32,10 @@ def embedding(input, weight, padding_idx=None):
         if not isinstance(padding_idx, numbers.Integral) or not -num <= padding_idx < num:
             raise ValueError(f"padding_idx: must be an int in [-{num}, {num}), got {padding_idx!r}")
         padding_idx = int(padding_idx) % num
-    if input.data.size:
-        lo, hi = int(input.data.min()), int(input.data.max())
-        if lo < 0 or hi >= num:
-            raise ValueError(f"input: index {lo if lo < 0 else hi} is out of range for an embedding of {num} rows")
+    idx = input.data
+    if idx.size:
+        def message():
+            lo, hi = int(idx.min()), int(idx.max())
+            return f"input: index {lo if lo < 0 else hi} is out of range for an embedding of {num} rows"
+        check_values(((idx < 0) | (idx >= num)).any(), message)
     return Embedding.apply(input, weight, -1 if padding_idx is None else padding_idx)

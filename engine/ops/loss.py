@@ -6,9 +6,14 @@ import numpy as np
 from .._checks import (check_float_inputs, check_int, check_probability, check_reduction, check_same_device,
                        check_tensor)
 from ..autograd import Function
-from ..backend import array_module, kernels_for
+from ..backend import array_module, check_values, kernels_for, on_device_of
 
 __all__ = ["cross_entropy", "mse_loss"]
+
+
+def _safe_div(xp, a, count):
+    """a / count as a 0-d float64 array on a's device, 0 where count is 0 (every target ignored)."""
+    return xp.where(count > 0, a / xp.maximum(count, 1), 0.0)
 
 
 class _CrossEntropy(Function):
@@ -26,16 +31,18 @@ class _CrossEntropy(Function):
             x2 = x if x.ndim == 2 else xp.moveaxis(x, 1, -1).reshape(-1, C)
             t = target.reshape(-1)
         x2 = xp.ascontiguousarray(x2)
-        loss, lse = kernels_for(x).cross_entropy_fwd(x2, t, label_smoothing, ignore_index)
-        count = int(xp.count_nonzero(t != ignore_index))
+        ctx.kernels = kernels_for(x)         # x2 may have lost the simulator's device view in the reshapes
+        loss, lse = ctx.kernels.cross_entropy_fwd(x2, t, label_smoothing, ignore_index)
+        # the count and the sums stay 0-d device arrays: a training step never waits for the GPU here
+        count = xp.count_nonzero(t != ignore_index)
         ctx.x2, ctx.t, ctx.lse, ctx.count, ctx.xshape = x2, t, lse, count, x.shape
         ctx.reduction, ctx.eps, ctx.ignore_index = reduction, label_smoothing, ignore_index
         if reduction == "none":
             return loss.reshape(target.shape).astype(x.dtype)
-        total = float(loss.sum())
+        total = loss.sum(dtype=np.float64)
         if reduction == "mean":
-            total = total / count if count else 0.0
-        return xp.asarray(total, dtype=x.dtype)
+            total = _safe_div(xp, total, count)
+        return on_device_of(total.astype(x.dtype), x)
 
     @staticmethod
     def backward(ctx, dout):
@@ -44,11 +51,11 @@ class _CrossEntropy(Function):
         if ctx.reduction == "none":
             dloss = dout.reshape(N).astype(np.float64)
         else:
-            g = float(dout)
+            g = dout.reshape(()).astype(np.float64)
             if ctx.reduction == "mean":
-                g = g / ctx.count if ctx.count else 0.0
-            dloss = xp.full(N, g, dtype=np.float64)
-        dx2 = kernels_for(ctx.x2).cross_entropy_bwd(dloss, ctx.x2, ctx.t, ctx.lse, ctx.eps, ctx.ignore_index)
+                g = _safe_div(xp, g, ctx.count)
+            dloss = xp.broadcast_to(g, (N,))
+        dx2 = ctx.kernels.cross_entropy_bwd(dloss, ctx.x2, ctx.t, ctx.lse, ctx.eps, ctx.ignore_index)
         shape = ctx.xshape
         if len(shape) <= 2:
             return dx2.reshape(shape), None
@@ -91,9 +98,8 @@ def cross_entropy(input, target, reduction="mean", label_smoothing=0.0, ignore_i
         raise ValueError(f"input: needs at least one class, got shape {shape}")
     t = target.data
     bad = ((t < 0) | (t >= C)) & (t != ignore_index)
-    if bool(bad.any()):
-        raise ValueError(f"target: class index {int(t[bad].reshape(-1)[0])} is out of range [0, {C}) "
-                         f"and is not ignore_index ({ignore_index})")
+    check_values(bad.any(), lambda: f"target: class index {int(t[bad].reshape(-1)[0])} is out of range [0, {C}) "
+                                    f"and is not ignore_index ({ignore_index})")
     return _CrossEntropy.apply(input, target, reduction, label_smoothing, ignore_index)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._checks import check_float_inputs, check_int, check_same_device, check_tensor, normalize_dim
 from ..autograd import Function
-from ..backend import array_module, kernels_for
+from ..backend import array_module, check_values, kernels_for
 
 __all__ = ["softmax", "log_softmax", "masked_softmax"]
 
@@ -114,9 +114,10 @@ def masked_softmax(X, valid_lens):
                          f"(B,) = {tuple(X.shape[:1])} or (B, Q) = {tuple(X.shape[:2])}, a prefix of X.shape[:-1]")
     lens = valid_lens.data
     K = X.shape[-1]
-    if lens.size and (int(lens.min()) < 0 or int(lens.max()) > K):
-        raise ValueError(f"valid_lens: every length must be in [0, {K}] (the number of keys), "
-                         f"got values in [{int(lens.min())}, {int(lens.max())}]")
+    if lens.size:
+        check_values(((lens < 0) | (lens > K)).any(),
+                     lambda: f"valid_lens: every length must be in [0, {K}] (the number of keys), "
+                             f"got values in [{int(lens.min())}, {int(lens.max())}]")
     xp = array_module(lens)
     lens = lens.astype(np.int64).reshape(vshape + (1,) * (X.ndim - 1 - len(vshape)))
     lens = xp.ascontiguousarray(xp.broadcast_to(lens, tuple(X.shape[:-1]))).reshape(-1)

@@ -6,13 +6,14 @@ import math
 
 from numba import cuda, float64
 
-from ._dev import TPB, TPB_FLAT, blocks, contiguous, dev, empty, stream, xp_of
+from ._dev import TPB, TPB_FLAT, blocks, contiguous, empty, xp_of
+from ._launch import kernel
 from ._reduce import block_max, block_sum
 
 __all__ = ["cross_entropy_fwd", "cross_entropy_bwd", "mse_loss_fwd", "mse_loss_bwd"]
 
 
-@cuda.jit
+@kernel
 def _ce_fwd(x, target, eps, ignore_index, loss, lse):
     r = cuda.blockIdx.x
     t = cuda.threadIdx.x
@@ -22,6 +23,11 @@ def _ce_fwd(x, target, eps, ignore_index, loss, lse):
         if t == 0:
             loss[r] = 0.0
             lse[r] = 0.0
+        return
+    if tg < 0 or tg >= C:                    # out of range: NaN, never a read past the row (the engine's
+        if t == 0:                           # queued value check raises at the next host read)
+            loss[r] = math.nan
+            lse[r] = math.nan
         return
     sh = cuda.shared.array(TPB, float64)
     m = -math.inf
@@ -48,7 +54,7 @@ def _ce_fwd(x, target, eps, ignore_index, loss, lse):
         loss[r] = out
 
 
-@cuda.jit
+@kernel
 def _ce_bwd(dloss, x, target, lse, eps, ignore_index, dx):
     """dx = dloss * (softmax(x) - (1 - eps) onehot(target) - eps / C); ignored rows 0. One block per row."""
     r = cuda.blockIdx.x
@@ -75,8 +81,8 @@ def cross_entropy_fwd(x, target, label_smoothing, ignore_index):
     loss = empty(x.shape[0], "float64", x)
     lse = empty(x.shape[0], "float64", x)
     if x.shape[0]:
-        _ce_fwd[x.shape[0], TPB, stream(x)](dev(x), dev(target), float(label_smoothing), int(ignore_index),
-                                            dev(loss), dev(lse))
+        _ce_fwd[x.shape[0], TPB](x, target, float(label_smoothing), int(ignore_index),
+                                            loss, lse)
     return loss, lse
 
 
@@ -88,12 +94,12 @@ def cross_entropy_bwd(dloss, x, target, lse, label_smoothing, ignore_index):
     lse = contiguous(lse, "float64")
     dx = empty(x.shape, x.dtype, x)
     if x.size:
-        _ce_bwd[x.shape[0], TPB, stream(x)](dev(dloss), dev(x), dev(target), dev(lse), float(label_smoothing),
-                                            int(ignore_index), dev(dx))
+        _ce_bwd[x.shape[0], TPB](dloss, x, target, lse, float(label_smoothing),
+                                            int(ignore_index), dx)
     return dx
 
 
-@cuda.jit
+@kernel
 def _sq_diff(x, t, out):
     i = cuda.grid(1)
     if i < x.shape[0]:
@@ -101,7 +107,7 @@ def _sq_diff(x, t, out):
         out[i] = d * d
 
 
-@cuda.jit
+@kernel
 def _sq_diff_partials(x, t, partial):
     """partial[b] = sum over block b's grid-stride share of (x - t)^2, in float64."""
     sh = cuda.shared.array(TPB_FLAT, float64)
@@ -122,7 +128,7 @@ def _sq_diff_partials(x, t, partial):
         partial[cuda.blockIdx.x] = sh[0]
 
 
-@cuda.jit
+@kernel
 def _scaled_diff(g, x, t, dx):
     """dx = g * (x - t); g has one element (a reduction's scale) or one per element."""
     i = cuda.grid(1)
@@ -138,12 +144,12 @@ def mse_loss_fwd(x, target, reduction):
     if reduction == "none":
         out = empty(xf.shape, xf.dtype, xf)
         if xf.size:
-            _sq_diff[blocks(xf.size), TPB_FLAT, stream(xf)](dev(xf), dev(tf), dev(out))
+            _sq_diff[blocks(xf.size), TPB_FLAT](xf, tf, out)
         return out.reshape(x.shape)
     nb = min(blocks(xf.size), 1024)
     partial = xp.zeros(nb, "float64")
     if xf.size:
-        _sq_diff_partials[nb, TPB_FLAT, stream(xf)](dev(xf), dev(tf), dev(partial))
+        _sq_diff_partials[nb, TPB_FLAT](xf, tf, partial)
     total = partial.sum()
     if reduction == "mean":
         total = total / xf.size if xf.size else xp.asarray(float("nan"))
@@ -161,5 +167,5 @@ def mse_loss_bwd(dout, x, target, reduction):
         g = (contiguous(dout, xf.dtype).reshape(1) * (2.0 / n)).astype(xf.dtype)
     dx = empty(xf.shape, xf.dtype, xf)
     if xf.size:
-        _scaled_diff[blocks(xf.size), TPB_FLAT, stream(xf)](dev(g), dev(xf), dev(tf), dev(dx))
+        _scaled_diff[blocks(xf.size), TPB_FLAT](g, xf, tf, dx)
     return dx.reshape(x.shape)

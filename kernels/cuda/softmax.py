@@ -5,7 +5,8 @@ import math
 
 from numba import cuda, float64
 
-from ._dev import TPB, contiguous, dev, empty, stream
+from ._dev import TPB, contiguous, empty
+from ._launch import kernel
 from ._reduce import block_max, block_sum
 
 __all__ = ["softmax_fwd", "softmax_bwd", "log_softmax_fwd", "log_softmax_bwd",
@@ -30,14 +31,14 @@ def _row_stats(sh, x, r, n):
     return m, block_sum(sh, s)
 
 
-@cuda.jit
+@kernel
 def _softmax_fwd(x, lens, y, log):
     """y[r] = softmax (log=0) or log_softmax (log=1) of x[r, :n_r], n_r = lens[r] if lens has rows, else the
     row length; positions n_r.. get 0 (softmax) or -inf (log_softmax)."""
     r = cuda.blockIdx.x
     t = cuda.threadIdx.x
     K = x.shape[1]
-    n = lens[r] if lens.shape[0] > 0 else K
+    n = min(max(lens[r], 0), K) if lens.shape[0] > 0 else K     # clamped: a bad length never reads past the row
     sh = cuda.shared.array(TPB, float64)
     m, s = _row_stats(sh, x, r, n)
     if log:
@@ -50,13 +51,13 @@ def _softmax_fwd(x, lens, y, log):
             y[r, j] = math.exp(float64(x[r, j]) - m) * inv if j < n else 0.0
 
 
-@cuda.jit
+@kernel
 def _softmax_bwd(dout, y, lens, dx):
     """dx = y * (dout - sum(dout * y)) over the valid keys; exactly 0 on masked ones."""
     r = cuda.blockIdx.x
     t = cuda.threadIdx.x
     K = y.shape[1]
-    n = lens[r] if lens.shape[0] > 0 else K
+    n = min(max(lens[r], 0), K) if lens.shape[0] > 0 else K     # clamped: a bad length never reads past the row
     sh = cuda.shared.array(TPB, float64)
     d = 0.0
     for j in range(t, n, TPB):
@@ -66,7 +67,7 @@ def _softmax_bwd(dout, y, lens, dx):
         dx[r, j] = float64(y[r, j]) * (float64(dout[r, j]) - d) if j < n else 0.0
 
 
-@cuda.jit
+@kernel
 def _log_softmax_bwd(dout, y, dx):
     """dx = dout - exp(y) * sum(dout)."""
     r = cuda.blockIdx.x
@@ -89,7 +90,7 @@ def _fwd(x, lens, log):
     x = contiguous(x)
     y = empty(x.shape, x.dtype, x)
     if x.shape[0] and x.shape[1]:
-        _softmax_fwd[x.shape[0], TPB, stream(x)](dev(x), dev(lens), dev(y), log)
+        _softmax_fwd[x.shape[0], TPB](x, lens, y, log)
     return y
 
 
@@ -98,7 +99,7 @@ def _bwd(dout, y, lens):
     dout = contiguous(dout, y.dtype)
     dx = empty(y.shape, y.dtype, y)
     if y.shape[0] and y.shape[1]:
-        _softmax_bwd[y.shape[0], TPB, stream(y)](dev(dout), dev(y), dev(lens), dev(dx))
+        _softmax_bwd[y.shape[0], TPB](dout, y, lens, dx)
     return dx
 
 
@@ -120,7 +121,7 @@ def log_softmax_bwd(dout, y):
     dout = contiguous(dout, y.dtype)
     dx = empty(y.shape, y.dtype, y)
     if y.shape[0] and y.shape[1]:
-        _log_softmax_bwd[y.shape[0], TPB, stream(y)](dev(dout), dev(y), dev(dx))
+        _log_softmax_bwd[y.shape[0], TPB](dout, y, dx)
     return dx
 
 

@@ -2,6 +2,8 @@
 gradients), tensors report and keep their device, and mixing devices is an error. Under the simulator
 (`make test` runs this file with NUMBA_ENABLE_CUDASIM=1) "cuda" arrays are SimDeviceArrays served by
 kernels.cuda; on a GPU they are CuPy arrays."""
+import inspect
+
 import numpy as np
 import pytest
 from numba import config
@@ -93,12 +95,29 @@ OPS = {
 }
 
 
+@pytest.fixture
+def no_cpu_kernels(monkeypatch):
+    """Within the test, every kernels.cpu function raises: a "cuda" op that lost its device on the way (under
+    the simulator, a NumPy call can turn a device array into a plain one) would otherwise run, and pass, on
+    the CPU kernels. Yields a function that turns the guard on."""
+    import kernels.cpu
+
+    def on():
+        for name in dir(kernels.cpu):
+            if not name.startswith("_") and inspect.isfunction(getattr(kernels.cpu, name)):
+                def refuse(*a, _name=name, **k):
+                    raise AssertionError(f"kernels.cpu.{_name} ran during a cuda op")
+                monkeypatch.setattr(kernels.cpu, name, refuse)
+    return on
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", list(OPS))
-def test_op_on_cuda_matches_cpu(name, dtype):
+def test_op_on_cuda_matches_cpu(name, dtype, no_cpu_kernels):
     fn, arrays = OPS[name]
     arrays = [a.astype(dtype) for a in arrays]
     out_c, g_c = _run(fn, arrays, "cpu")
+    no_cpu_kernels()
     out_g, g_g = _run(fn, arrays, "cuda")
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(out_g, out_c, **tol)
@@ -190,13 +209,65 @@ def test_a_training_step_copies_nothing_to_the_host(monkeypatch):
     x, y = load_digits()
     engine.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                          nn.Linear(32, 10)).to("cuda")
+                          nn.Dropout(0.5), nn.Linear(32, 10)).to("cuda")
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     xb, yb = engine.tensor(x[:2], device="cuda"), engine.tensor(y[:2], device="cuda")
+    backend.flush_checks()
     before = backend.DEVICE_TO_HOST[0]
-    loss = F.cross_entropy(model(xb), yb)
+    loss = F.cross_entropy(model(xb), yb)           # its target check is queued, not waited for
     opt.zero_grad()
     loss.backward()
+    norm = nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     assert backend.DEVICE_TO_HOST[0] == before and gets[0] == 0
+    assert norm.device == "cuda" and np.isfinite(float(norm))
     loss.item()
+
+
+LAUNCHES = {  # op: (fn, input shapes, CUDA kernel launches forward, backward): the fused ops stay fused
+    "softmax": (lambda t: F.softmax(t[0], -1), [(4, 9)], 1, 1),
+    "log_softmax": (lambda t: F.log_softmax(t[0], -1), [(4, 9)], 1, 1),
+    "cross_entropy": (lambda t: F.cross_entropy(t[0], engine.tensor([1, 0, 3, 2], device="cuda")), [(4, 9)], 1, 1),
+    "layer_norm": (lambda t: F.layer_norm(t[0], (9,), t[1], t[2]), [(4, 9), (9,), (9,)], 1, 2),
+    "batch_norm": (lambda t: F.batch_norm(t[0], None, None, t[1], t[2], True), [(4, 3, 2, 2), (3,), (3,)], 2, 2),
+    "conv2d": (lambda t: F.conv2d(t[0], t[1], t[2], padding=1), [(2, 3, 5, 5), (4, 3, 3, 3), (4,)], 1, 2),
+    "max_pool2d": (lambda t: F.max_pool2d(t[0], 2), [(2, 3, 4, 4)], 1, 1),
+    "sdpa": (lambda t: F.scaled_dot_product_attention(t[0], t[1], t[2], is_causal=True), [(1, 2, 5, 4)] * 3, 1, 2),
+}
+
+
+@pytest.mark.parametrize("name", list(LAUNCHES))
+def test_fused_ops_launch_the_kernels_they_should(name):
+    from kernels.cuda import _launch
+    fn, shapes, want_f, want_b = LAUNCHES[name]
+    rng = np.random.default_rng(0)
+    ts = [engine.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True, device="cuda") for s in shapes]
+    n0 = _launch.LAUNCHES[0]
+    y = fn(ts)
+    n1 = _launch.LAUNCHES[0]
+    y.sum().backward()
+    assert (n1 - n0, _launch.LAUNCHES[0] - n1) == (want_f, want_b)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_value_checks_on_the_device_wait_for_the_next_host_read(device):
+    """A bad class index or embedding index raises a ValueError naming it: at once on the CPU; on "cuda" at
+    the next point where the host reads device data (no wait for the GPU inside the op)."""
+    import engine.backend as backend
+    x = engine.tensor(np.zeros((2, 3)), requires_grad=True, device=device)
+    bad = engine.tensor([0, 7], device=device)
+    if device == "cpu":
+        with pytest.raises(ValueError, match="class index 7"):
+            F.cross_entropy(x, bad)
+        return
+    backend.flush_checks()                                # earlier tests' passing checks
+    loss = F.cross_entropy(x, bad)                        # queued, not raised
+    assert len(backend._PENDING) == 1
+    with pytest.raises(ValueError, match=r"target: class index 7 is out of range \[0, 3\)"):
+        loss.item()
+    assert backend._PENDING == []
+    out = F.embedding(engine.tensor([1, 5], device=device), engine.ones(4, 2, device=device))
+    with pytest.raises(ValueError, match="index 5 is out of range for an embedding of 4 rows"):
+        out.numpy()
+    good = F.cross_entropy(x, engine.tensor([0, 2], device=device))
+    assert abs(good.item() - np.log(3)) < 1e-6 and backend._PENDING == []

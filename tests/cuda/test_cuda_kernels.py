@@ -162,9 +162,8 @@ def test_activations(op, dtype, to_dev, to_host):
 def test_dropout(p, to_dev, to_host):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 50)).astype(np.float32)
-    u = rng.random(x.shape).astype(np.float32)
-    y, mask = (to_host(a) for a in kernels.cuda.dropout_fwd(to_dev(x), to_dev(u), p))
-    ry, rmask = ref.dropout_fwd(x, u, p)
+    y, mask = (to_host(a) for a in kernels.cuda.dropout_fwd(to_dev(x), 2**62 + 7, p))
+    ry, rmask = ref.dropout_fwd(x, 2**62 + 7, p)
     np.testing.assert_array_equal(mask, rmask)
     assert_close(y, ry, np.float32)
     dout = rng.standard_normal(x.shape).astype(np.float32)
@@ -427,6 +426,22 @@ def test_sdpa(name, dtype, to_dev, to_host):
         assert_close(g, e, dtype, scale=8, err_msg=nm)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d, dv", [(20, 30), (100, 128), (128, 7)])      # the kernels built for D = 32 and 128
+def test_sdpa_head_dims(d, dv, dtype, to_dev, to_host):
+    rng = np.random.default_rng(d)
+    q, k, v = (rng.standard_normal(s).astype(dtype) for s in [(2, 5, d), (2, 9, d), (2, 9, dv)])
+    scale = 1 / np.sqrt(d)
+    ro, rlse = ref.sdpa_fwd(q, k, v, None, True, scale)
+    o, lse = kernels.cuda.sdpa_fwd(to_dev(q), to_dev(k), to_dev(v), None, True, scale)
+    assert_close(to_host(o), ro, dtype, scale=4)
+    assert_close(to_host(lse), rlse, dtype, scale=4)
+    dout = rng.standard_normal(ro.shape).astype(dtype)
+    grads = kernels.cuda.sdpa_bwd(to_dev(dout), to_dev(q), to_dev(k), to_dev(v), o, lse, None, True, scale)
+    for nm, g, e in zip(("dq", "dk", "dv"), grads, ref.sdpa_bwd(dout, q, k, v, ro, rlse, None, True, scale)):
+        assert_close(to_host(g), e, dtype, scale=8, err_msg=nm)
+
+
 def test_sdpa_rejects_head_dims_it_cannot_hold(to_dev):
     q = to_dev(np.zeros((1, 2, 200), np.float32))
     with pytest.raises(ValueError, match="head dims up to"):
@@ -461,3 +476,18 @@ def test_conv2d(xs, ws, stride, padding, dilation, groups, dtype, to_dev, to_hos
         assert_close(to_host(g), e, dtype, scale=8, err_msg=name)
     dx, dw, db = kernels.cuda.conv2d_bwd(to_dev(dout), to_dev(x), to_dev(w), *args, need_dx=False, need_db=False)
     assert dx is None and db is None and dw is not None
+
+
+def test_out_of_range_indices_read_nothing_and_give_nan(to_dev, to_host):
+    """The engine checks class and embedding indices without waiting for the GPU (the error comes at the next
+    host read), so the kernels meet bad indices: they must not read past their arrays, and give NaN."""
+    x = np.zeros((3, 4), np.float32)
+    loss, lse = kernels.cuda.cross_entropy_fwd(to_dev(x), to_dev(np.array([1, 9, -3])), 0.0, -100)
+    loss = to_host(loss)
+    assert np.isfinite(loss[0]) and np.isnan(loss[1:]).all()
+    out = to_host(kernels.cuda.embedding_fwd(to_dev(np.array([0, 4, -1])), to_dev(np.ones((4, 2), np.float32))))
+    assert (out[0] == 1).all() and np.isnan(out[1:]).all()
+    dw = to_host(kernels.cuda.embedding_bwd(to_dev(np.ones((3, 2), np.float32)), to_dev(np.array([0, 4, -1])), 4))
+    np.testing.assert_array_equal(dw, [[1, 1], [0, 0], [0, 0], [0, 0]])
+    y = to_host(kernels.cuda.masked_softmax_fwd(to_dev(np.zeros((2, 3), np.float32)), to_dev(np.array([5, -2]))))
+    np.testing.assert_allclose(y, [[1 / 3] * 3, [0, 0, 0]], rtol=1e-6)
