@@ -31,6 +31,8 @@ def parse(argv):
     ap.add_argument("command", nargs="?", default="all", choices=["all", "verify", "run"])
     ap.add_argument("--ops", default="", help="comma-separated ops or families (default: all)")
     ap.add_argument("--quick", action="store_true", help="small shapes and few repeats")
+    ap.add_argument("--gpu-set", action="store_true", help="only the CUDA issue's GPU shapes (full size) and the "
+                                                           "per-op overhead cases; with --device cuda")
     ap.add_argument("--dtype", default="", help="float32, float64 or both, comma-separated (default: benchmark "
                                                 "float32; verify both, float32 only with --quick)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "all"], help="where to benchmark")
@@ -102,7 +104,9 @@ def main(argv=None):
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
     if args.list:
         print("verify ops:", ", ".join(f"{v.op} ({v.family})" for v in core.VERIFY.values()))
-        print("cases:", "\n  ".join([""] + [f"{c.family:10s} {c.name}" for c in core.CASES]))
+        print("cases:", "\n  ".join([""] + [
+            f"{c.family:10s} {c.name}" + ("  [cuda only]" if c.devices == ("cuda",) else "")
+            + ("  [--gpu-set]" if c.gpu_set else "") for c in core.CASES]))
         return 0
     known = {v.op for v in core.VERIFY.values()} | {v.family for v in core.VERIFY.values()} | \
         {c.op for c in core.CASES} | {c.family for c in core.CASES}
@@ -158,6 +162,8 @@ def main(argv=None):
             print(f"warning: load average {load:.1f} on {os.cpu_count()} cores: other processes compete for the "
                   f"cores, medians will be noisy; the minima are the steadier figures", flush=True)
         cases = core.select(core.CASES, ops)
+        if args.gpu_set:
+            cases = [c for c in cases if c.gpu_set]
         rows = []
         for dev in devices:
             for dt in bdtypes:

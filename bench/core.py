@@ -82,6 +82,8 @@ class Case:
     quick: dict
     build: Callable
     engine_op: str = None                     # name in engine.functional the case needs (None: no check)
+    devices: tuple = ("cpu", "cuda")          # where the case runs (the GPU-sized cases: cuda only)
+    gpu_set: bool = False                     # one of the GPU shapes of the CUDA issue (--gpu-set runs these)
 
     @property
     def name(self):
@@ -91,10 +93,10 @@ class Case:
 CASES = []
 
 
-def bench_case(op, family, label, params, quick, engine_op=None):
+def bench_case(op, family, label, params, quick, engine_op=None, devices=("cpu", "cuda"), gpu_set=False):
     """Decorator registering `build(ctx, params) -> Impls` as a timed case."""
     def wrap(build):
-        CASES.append(Case(op, family, label, params, quick, build, engine_op))
+        CASES.append(Case(op, family, label, params, quick, build, engine_op, tuple(devices), gpu_set))
         return build
     return wrap
 

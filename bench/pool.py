@@ -69,6 +69,8 @@ verify_op(op="adaptive_avg_pool2d", family="pool", kernels=("adaptive_avg_pool2d
           inputs=lambda p, rng: {"x": rng.standard_normal(p["shape"]), "_a": p}, run=_adaptive_run, noncontig=("x",))
 
 
+@bench_case("max_pool2d", "pool", "2x2 s2 on 128x128x56x56", {"shape": (128, 128, 56, 56)}, {"shape": (4, 8, 16, 16)},
+            engine_op="max_pool2d", devices=("cuda",), gpu_set=True)
 @bench_case("max_pool2d", "pool", "2x2 s2 on 32x64x32x32", {"shape": (32, 64, 32, 32)}, {"shape": (4, 8, 16, 16)},
             engine_op="max_pool2d")
 def max_pool_case(ctx, p):

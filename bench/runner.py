@@ -202,7 +202,7 @@ def apply_limits(rows, limits):
 def run_bench(cases, dtype="float32", device="cpu", quick=False, limits=None, progress=True, seed=0, gap_s=0.0):
     core.PHASE[0] = "bench"
     rows = []
-    bar = core.progress_bar(list(cases), f"bench {device} {dtype}", progress)
+    bar = core.progress_bar([c for c in cases if device in c.devices], f"bench {device} {dtype}", progress)
     for case in bar:
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(case.name)
