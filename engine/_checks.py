@@ -58,13 +58,27 @@ def check_same_device(**named):
 
 
 def check_float_inputs(**named):
-    """The usual preamble of an op: every named tensor (None skipped) is a float tensor of one dtype, on one device."""
-    present = {k: v for k, v in named.items() if v is not None}
-    for k, v in present.items():
-        check_tensor(k, v)
-        check_float(k, v)
-    check_same_dtype(**present)
-    check_same_device(**present)
+    """The usual preamble of an op: every named tensor (None skipped) is a float tensor of one dtype, on one
+    device. One pass, no allocation: it runs on every op call, so its cost is part of every op's overhead."""
+    from .tensor import Tensor
+    k0 = dt0 = dev0 = None
+    for k, v in named.items():
+        if v is None:
+            continue
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{k}: expected a Tensor, got {type(v).__name__}")
+        a = v.data
+        dt = a.dtype
+        if dt not in FLOAT_DTYPES:
+            raise TypeError(f"{k}: unsupported dtype {dt}; expected float32 or float64")
+        dev = device_of(a)
+        if k0 is None:
+            k0, dt0, dev0 = k, dt, dev
+            continue
+        if dt != dt0:
+            raise TypeError(f"{k}: dtype {dt} does not match {k0}'s dtype {dt0}")
+        if dev != dev0:
+            raise RuntimeError(f"{k} is on device '{dev}' but {k0} is on '{dev0}': move them to one device first")
 
 
 def as_pair(name, v, *, minimum=None):

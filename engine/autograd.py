@@ -9,7 +9,7 @@ import contextlib
 
 import numpy as np
 
-from .backend import on_device_of
+from .backend import device_of, on_device_of
 
 _grad_enabled = True
 
@@ -52,20 +52,32 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        # one pass over the arguments: this runs on every op call, so its cost is part of every op's overhead
         from .tensor import Tensor
         ctx = cls()
-        raw = [a.data if isinstance(a, Tensor) else a for a in args]
-        devices = {a.device for a in args if isinstance(a, Tensor)}
-        if len(devices) > 1 and not cls.moves_device:
-            raise RuntimeError(f"{cls.__name__.lstrip('_')}: expected all tensors on one device, got "
-                               f"{' and '.join(sorted(devices))}: move them with .to(device) first")
-        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        raw, needs = [], []
+        first = dev = None
+        for a in args:
+            if isinstance(a, Tensor):
+                d = a.data
+                raw.append(d)
+                needs.append(a.requires_grad)
+                dv = device_of(d)
+                if first is None:
+                    first, dev = d, dv
+                elif dv != dev and not cls.moves_device:
+                    raise RuntimeError(f"{cls.__name__.lstrip('_')}: expected all tensors on one device, got "
+                                       f"{' and '.join(sorted((dev, dv)))}: move them with .to(device) first")
+            else:
+                raw.append(a)
+                needs.append(False)
+        ctx.needs_input_grad = tuple(needs)
         out = cls.forward(ctx, *raw, **kwargs)
         if isinstance(out, np.generic):       # NumPy reductions return scalars; keep 0-d arrays
             out = np.asarray(out)
-        if devices == {"cuda"} and not cls.moves_device:
-            out = on_device_of(out, next(a.data for a in args if isinstance(a, Tensor)))
-        track = _grad_enabled and any(ctx.needs_input_grad)
+        if dev == "cuda" and not cls.moves_device:
+            out = on_device_of(out, first)
+        track = _grad_enabled and any(needs)
         result = Tensor._wrap(out, requires_grad=track)
         if track:
             ctx.parents = args

@@ -14,6 +14,8 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def device_of(array):
+    if type(array) is np.ndarray:            # the common case first: this runs several times per op
+        return "cpu"
     if isinstance(array, np.ndarray):
         return "cuda" if isinstance(array, SimDeviceArray) else "cpu"
     if np.isscalar(array) or isinstance(array, np.generic):

@@ -92,7 +92,8 @@ def test_batch_norm_kernels(shape, affine, dtype):
 
 
 LN_SHAPES = [((7, 33), EPS), ((5, 1000), EPS), ((130, 17), EPS), ((3, 257), EPS), ((40, 64), EPS),
-             ((4, 1), 0.1), ((0, 5), EPS)]
+             ((4, 1), 0.1), ((0, 5), EPS),
+             ((301, 257), EPS)]          # past PARALLEL_MIN: the prange kernels, rows not a multiple of a block
 
 
 @pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])

@@ -4,6 +4,7 @@ batch_norm keeps x, weight and the statistics it normalized with (mean, rstd) fo
 it also updates the running statistics in place (no gradient flows into them). layer_norm keeps x, weight,
 mean and rstd of each row.
 """
+import math
 import numbers
 
 import numpy as np
@@ -92,7 +93,7 @@ class LayerNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, *, normalized_shape, eps):
-        D = int(np.prod(normalized_shape))
+        D = math.prod(normalized_shape)
         x2 = x.reshape(-1, D)
         w = None if weight is None else weight.reshape(D)
         b = None if bias is None else bias.reshape(D)

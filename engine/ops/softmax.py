@@ -3,6 +3,8 @@
 The kernels work on a 2-D (rows, n) view along the last axis; these ops move the softmax dim there and
 back. Each op saves its output y for backward.
 """
+import math
+
 import numpy as np
 
 from .._checks import check_float_inputs, check_int, check_same_device, check_tensor, normalize_dim
@@ -16,15 +18,18 @@ def _to_rows(a, dim):
     """a with `dim` moved last, as a 2-D (rows, n) array (a view when possible); plus the moved shape."""
     if a.ndim == 0:
         return a.reshape(1, 1), (1,)
-    a = array_module(a).moveaxis(a, dim, -1)
+    if dim % a.ndim != a.ndim - 1:           # the last dim already (the usual case): no moveaxis call
+        a = array_module(a).moveaxis(a, dim, -1)
     shape = a.shape
-    return a.reshape(int(np.prod(shape[:-1], dtype=np.int64)), shape[-1]), shape
+    return a.reshape(math.prod(shape[:-1]), shape[-1]), shape
 
 
 def _from_rows(a2, shape, dim, ndim):
     """Undo _to_rows: (rows, n) -> the original layout (a view)."""
     if ndim == 0:
         return a2.reshape(())
+    if dim % ndim == ndim - 1:
+        return a2.reshape(shape)
     return array_module(a2).moveaxis(a2.reshape(shape), -1, dim)
 
 

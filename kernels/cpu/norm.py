@@ -21,6 +21,7 @@ number of threads.
 import numpy as np
 from numba import njit, prange
 
+from ._parallel import PARALLEL_MIN
 from .norm_tasks import _affine, _sums
 
 __all__ = ["batch_norm_fwd_train", "batch_norm_fwd_eval", "batch_norm_bwd_train", "batch_norm_bwd_eval",
@@ -29,6 +30,7 @@ __all__ = ["batch_norm_fwd_train", "batch_norm_fwd_eval", "batch_norm_bwd_train"
 _FM = {"contract", "arcp", "reassoc"}     # no nnan/ninf: NaN/inf inputs propagate as in the reference
 _BLK = 256                               # dtype-precision partial sums over at most this many elements
 _LN_ROWS = 64                            # layer-norm backward: at most this many rows per dw/db partial
+_LN_BLOCK = 4                            # layer-norm forward: rows per parallel task
 _CHAN_MIN_C, _CHAN_MIN_L = 8, 16
 
 
@@ -278,14 +280,14 @@ def batch_norm_bwd_eval(dout, x, weight, mean, rstd):
 # ---------------------------------------------------------------------------------------------------
 # layer norm
 # ---------------------------------------------------------------------------------------------------
-@njit(cache=True, parallel=True, fastmath=_FM)
-def _ln_fwd(x, w, b, eps, y, mean, rstd):
-    """x, y (R, D); w, b (D,) of x's dtype; writes mean, rstd (R,) float64. Per row (it sits in L1): deviation
-    sums around k = x[r, 0]; if k lies more than 2 std from the mean (m1^2 > 4 var, where the cancellation in
-    var = s2/D - m1^2 would cost more than a factor 5 of precision) they are redone around k = mean, i.e. the
-    two-pass scheme. Then y. prange over rows."""
-    R, D = x.shape
-    for r in prange(R):
+@njit(cache=True, fastmath=_FM)
+def _ln_fwd(x, w, b, eps, y, mean, rstd, lo, hi):
+    """x, y (R, D); w, b (D,) of x's dtype; writes mean, rstd (R,) float64, for rows lo..hi. Per row (it sits
+    in L1): deviation sums around k = x[r, 0]; if k lies more than 2 std from the mean (m1^2 > 4 var, where
+    the cancellation in var = s2/D - m1^2 would cost more than a factor 5 of precision) they are redone
+    around k = mean, i.e. the two-pass scheme. Then y."""
+    D = x.shape[1]
+    for r in range(lo, hi):
         xr = x[r]
         k = xr[0]
         s1, s2 = _sum_dev(xr, k)
@@ -308,13 +310,21 @@ def _ln_fwd(x, w, b, eps, y, mean, rstd):
             yr[j] = ((xr[j] - k) * rst - e) * w[j] + b[j]
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
-def _ln_bwd(dout, x, w, mean, rstd, nb, dx, pdw, pdb):
-    """dout, x, dx (R, D); w (D,) of x's dtype; mean, rstd (R,) float64. Task t (rows [t*nb, t*nb+nb)) writes
-    dx for its rows and accumulates pdw[t] += dout * xhat, pdb[t] += dout (pdw, pdb (T, D) of x's dtype,
-    zeroed). prange over tasks; each owns its partial row."""
+@njit(cache=True, parallel=True)
+def _ln_fwd_par(x, w, b, eps, y, mean, rstd):
+    """_ln_fwd over all rows, prange over blocks of _LN_BLOCK rows."""
+    R = x.shape[0]
+    for c in prange((R + _LN_BLOCK - 1) // _LN_BLOCK):
+        _ln_fwd(x, w, b, eps, y, mean, rstd, c * _LN_BLOCK, min(R, (c + 1) * _LN_BLOCK))
+
+
+@njit(cache=True, fastmath=_FM)
+def _ln_bwd(dout, x, w, mean, rstd, nb, dx, pdw, pdb, t0, t1):
+    """dout, x, dx (R, D); w (D,) of x's dtype; mean, rstd (R,) float64. Task t in t0..t1 (rows [t*nb,
+    t*nb+nb)) writes dx for its rows and accumulates pdw[t] += dout * xhat, pdb[t] += dout (pdw, pdb (T, D) of
+    x's dtype, zeroed); each task owns its partial row."""
     R, D = x.shape
-    for t in prange(pdw.shape[0]):
+    for t in range(t0, t1):
         qw = pdw[t]
         qb = pdb[t]
         for r in range(t * nb, min(R, t * nb + nb)):
@@ -340,13 +350,24 @@ def _ln_bwd(dout, x, w, mean, rstd, nb, dx, pdw, pdb):
                 qb[j] += g
 
 
+@njit(cache=True, parallel=True)
+def _ln_bwd_par(dout, x, w, mean, rstd, nb, dx, pdw, pdb):
+    """_ln_bwd over all tasks, prange over them."""
+    for t in prange(pdw.shape[0]):
+        _ln_bwd(dout, x, w, mean, rstd, nb, dx, pdw, pdb, t, t + 1)
+
+
 def layer_norm_fwd(x, weight, bias, eps):
     """x (rows, D), weight/bias (D,) or None -> (y (rows, D), mean (rows,), rstd (rows,) float64)."""
     x = np.ascontiguousarray(x)
     R, D = x.shape
     y = np.empty_like(x)
     mean, rstd = np.empty(R), np.empty(R)
-    _ln_fwd(x, _vec(weight, D, 1.0, x.dtype), _vec(bias, D, 0.0, x.dtype), float(eps), y, mean, rstd)
+    args = (x, _vec(weight, D, 1.0, x.dtype), _vec(bias, D, 0.0, x.dtype), float(eps), y, mean, rstd)
+    if x.size < PARALLEL_MIN:          # waking the thread pool costs more than a small array's work
+        _ln_fwd(*args, 0, R)
+    else:
+        _ln_fwd_par(*args)
     return y, mean, rstd
 
 
@@ -359,5 +380,9 @@ def layer_norm_bwd(dout, x, weight, mean, rstd):
     T = max(1, -(-R // nb))
     dx = np.empty_like(x)
     pdw, pdb = np.zeros((T, D), x.dtype), np.zeros((T, D), x.dtype)
-    _ln_bwd(dout, x, _vec(weight, D, 1.0, x.dtype), _vec(mean, R, 0.0), _vec(rstd, R, 1.0), nb, dx, pdw, pdb)
+    args = (dout, x, _vec(weight, D, 1.0, x.dtype), _vec(mean, R, 0.0), _vec(rstd, R, 1.0), nb, dx, pdw, pdb)
+    if x.size < PARALLEL_MIN:
+        _ln_bwd(*args, 0, T)
+    else:
+        _ln_bwd_par(*args)
     return dx, pdw.sum(axis=0, dtype=np.float64).astype(x.dtype), pdb.sum(axis=0, dtype=np.float64).astype(x.dtype)
