@@ -24,8 +24,9 @@ test: venv
 	# the CUDA kernels under Numba's simulator: a separate process, because the switch must precede numba's import
 	NUMBA_ENABLE_CUDASIM=1 NUMBA_CACHE_DIR=$(TEST_CACHE) ENGINE_CUDA_RECORD=$(TEST_CACHE)/cuda-launches.json \
 	  $(PY) -m pytest -q tests/cuda
-	# every kernel launch the simulator ran, compiled to PTX for sm_90 by Numba's real CUDA compiler (no GPU needed)
-	$(PY) -m kernels.ptxcheck $(TEST_CACHE)/cuda-launches.json
+	# every kernel launch the simulator ran, compiled to PTX for sm_90 by Numba's real CUDA compiler and
+	# assembled by ptxas where it is installed (no GPU needed)
+	$(PY) -m kernels.ptxcheck $(TEST_CACHE)/cuda-launches.json --ptxas
 
 bench: venv
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m bench

@@ -71,3 +71,27 @@ def test_ptxcheck_reports_a_kernel_that_does_not_compile(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "broken" in out and "does not compile" in out
     assert "never launched" in out          # and the module kernels this record never ran are listed
+
+
+@needs_nvvm
+@pytest.mark.skipif(ptxcheck.find_ptxas() is None, reason="no ptxas")
+def test_ptxas_rejects_a_kernel_the_gpu_could_not_load():
+    """NVVM compiles a kernel asking for 160 KB of static shared memory; assembling it for the GPU fails, which
+    is what --ptxas is for. A normal kernel assembles and reports its registers."""
+    from numba import cuda, float64
+
+    def greedy(x):
+        s = cuda.shared.array(20000, float64)
+        s[cuda.threadIdx.x] = x[0]
+        cuda.syncthreads()
+        x[0] = s[0]
+
+    def fine(x):
+        x[cuda.threadIdx.x] += 1.0
+
+    spec = [_launch.argspec(np.zeros(4))]
+    ptxcheck._no_driver((9, 0))
+    with pytest.raises(RuntimeError, match="shared"):
+        ptxcheck.assemble(ptxcheck.find_ptxas(), _launch.Kernel(greedy).compile_ptx(spec, (9, 0)), (9, 0))
+    regs, spill, smem = ptxcheck.assemble(ptxcheck.find_ptxas(), _launch.Kernel(fine).compile_ptx(spec, (9, 0)), (9, 0))
+    assert 0 < regs < 64 and spill == 0 and smem == 0
