@@ -210,4 +210,14 @@ def run_bench(cases, dtype="float32", device="cpu", quick=False, limits=None, pr
         for r in run_case(case, dtype, device, quick, limits or {}, seed, gap_s):
             r["case_seconds"] = round(time.perf_counter() - t0, 3)
             rows.append(r)
+            if not progress:          # a line per result as it comes: a run cut short still shows what it had
+                print(_row_line(r), flush=True)
     return rows
+
+
+def _row_line(r):
+    if r.get("status") != "ok":
+        return f"  {r['op']} {r['label']} {r['pass']} {r['device']}/{r['dtype']}: {r['status']} {r.get('why', '')}"
+    ratios = " ".join(f"x{k} {v:.2f}" for k, v in sorted(r.get("ratio", {}).items()))
+    return (f"  {r['op']} {r['label']} {r['pass']} {r['device']}/{r['dtype']}: engine "
+            f"{1e3 * r['timings']['engine']['median_s']:.3f} ms {ratios}")
