@@ -67,9 +67,9 @@ def main(argv=None):
         device = check_device(a.device)
     except (RuntimeError, ValueError) as e:
         p.error(str(e))
-    if device != "cpu":
-        p.error("--device: the experiments run on the CPU for now; the CUDA backend (engine.tensor(..., "
-                "device='cuda'), Module.to('cuda')) is tested only under Numba's simulator so far")
+    if device not in exp.devices:
+        on_cuda = [n for n in models.names() if "cuda" in models.get(n).devices]
+        p.error(f"--device: {a.model} runs on the CPU only for now; these run on {device}: {', '.join(on_cuda)}")
     cfg = models.Config(exp.defaults)
     for k in ("epochs", "lr", "batch_size"):
         if getattr(a, k) is not None:

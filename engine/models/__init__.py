@@ -23,12 +23,14 @@ class Experiment:
     fn: object
     description: str
     defaults: dict = field(default_factory=dict)
+    devices: tuple = ("cpu",)          # where it runs (`python -m engine.train <name> --device cuda`)
 
 
-def experiment(name, description, **defaults):
-    """Register `fn(cfg, run)` under `name`; `defaults` are its hyper-parameters (epochs, lr, ...)."""
+def experiment(name, description, devices=("cpu",), **defaults):
+    """Register `fn(cfg, run)` under `name`; `defaults` are its hyper-parameters (epochs, lr, ...); `devices`
+    where it can run (cfg.device says which)."""
     def register(fn):
-        REGISTRY[name] = Experiment(name, fn, description, defaults)
+        REGISTRY[name] = Experiment(name, fn, description, defaults, tuple(devices))
         return fn
     return register
 

@@ -1,6 +1,8 @@
 """Classifiers on the bundled digits (8x8, 10 classes): softmax regression, MLPs with and without dropout,
 LeNet (the book's sigmoid / average-pool network on 28x28 input), LeNet with batch norm, and a small ResNet.
 """
+import functools
+
 import numpy as np
 
 import engine
@@ -9,6 +11,9 @@ from engine import nn, optim
 from engine.datasets import DataLoader, load_digits, train_test_split
 
 from . import experiment
+
+# every experiment here trains through train_classifier, which runs on cfg.device
+classifier = functools.partial(experiment, devices=("cpu", "cuda"))
 
 
 def digits(size=8, seed=0):
@@ -25,7 +30,7 @@ def digits(size=8, seed=0):
 
 
 def evaluate(model, x, y, batch_size=512):
-    """(mean cross-entropy, accuracy) in eval mode."""
+    """(mean cross-entropy, accuracy) in eval mode; x, y arrays or Tensors (on the model's device)."""
     model.eval()
     losses, hits = [], 0
     with engine.no_grad():
@@ -34,11 +39,16 @@ def evaluate(model, x, y, batch_size=512):
             losses.append(F.cross_entropy(logits, yb, reduction="sum").item())
             hits += int((logits.numpy().argmax(axis=1) == yb.numpy()).sum())
     model.train()
-    return sum(losses) / len(y), hits / len(y)
+    return sum(losses) / y.shape[0], hits / y.shape[0]
 
 
 def train_classifier(model, data, cfg, run, opt=None, prefix=""):
-    """Minibatch training with cross-entropy; logs train/val loss and accuracy each epoch."""
+    """Minibatch training with cross-entropy on cfg.device ("cpu" by default; on "cuda" the model and the
+    data move there once, and batches are cut on the device); logs train/val loss and accuracy each epoch."""
+    device = cfg.get("device", "cpu")
+    if device != "cpu":
+        model.to(device)
+        data = [engine.tensor(a, dtype=a.dtype, device=device) for a in data]
     x_train, x_val, y_train, y_val = data
     opt = opt or optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.get("momentum", 0.0),
                            weight_decay=cfg.get("weight_decay", 0.0))
@@ -64,7 +74,7 @@ def _xavier(model):
     return model
 
 
-@experiment("softmax-regression", "softmax regression on the digits", epochs=20, lr=0.1, batch_size=64)
+@classifier("softmax-regression", "softmax regression on the digits", epochs=20, lr=0.1, batch_size=64)
 def softmax_regression(cfg, run):
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     return train_classifier(model, digits(seed=cfg.seed), cfg, run)
@@ -78,12 +88,12 @@ def mlp(dropout=0.0, hidden=256):
     return nn.Sequential(*layers, nn.Linear(hidden, 10))
 
 
-@experiment("mlp", "two-hidden-layer MLP (ReLU) on the digits", epochs=30, lr=0.1, batch_size=64)
+@classifier("mlp", "two-hidden-layer MLP (ReLU) on the digits", epochs=30, lr=0.1, batch_size=64)
 def mlp_experiment(cfg, run):
     return train_classifier(mlp(), digits(seed=cfg.seed), cfg, run)
 
 
-@experiment("mlp-dropout", "the same MLP without and with dropout 0.5: the train/validation gap", epochs=60, lr=0.1,
+@classifier("mlp-dropout", "the same MLP without and with dropout 0.5: the train/validation gap", epochs=60, lr=0.1,
             batch_size=64, dropout=0.5, train_size=300)
 def mlp_dropout(cfg, run):
     x_train, x_val, y_train, y_val = digits(seed=cfg.seed)
@@ -119,7 +129,7 @@ def lenet(batch_norm=False, activation="sigmoid", pool="avg"):
     return _xavier(nn.Sequential(*layers))
 
 
-@experiment("lenet", "LeNet-5 on the digits upsampled to 28x28 (ReLU and max pooling; --set activation=sigmoid "
+@classifier("lenet", "LeNet-5 on the digits upsampled to 28x28 (ReLU and max pooling; --set activation=sigmoid "
             "pool=avg for the book's original, which needs batch norm to learn on data this small: see lenet-bn)",
             epochs=20, lr=0.05, batch_size=64, momentum=0.9, activation="relu", pool="max")
 def lenet_experiment(cfg, run):
@@ -131,7 +141,7 @@ def _epochs_to(curve, level):
     return hit[0] if hit else None
 
 
-@experiment("lenet-bn", "LeNet with and without batch norm: epochs to reach 90% validation accuracy", epochs=15,
+@classifier("lenet-bn", "LeNet with and without batch norm: epochs to reach 90% validation accuracy", epochs=15,
             lr=0.9, batch_size=64)
 def lenet_bn(cfg, run):
     data = digits(28, seed=cfg.seed)
@@ -171,7 +181,7 @@ def resnet(channels=(16, 32)):
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c2, 10))
 
 
-@experiment("resnet", "a small ResNet (two residual stages) on the digits upsampled to 16x16", epochs=10, lr=0.05,
+@classifier("resnet", "a small ResNet (two residual stages) on the digits upsampled to 16x16", epochs=10, lr=0.05,
             batch_size=64, momentum=0.9, weight_decay=1e-4)
 def resnet_experiment(cfg, run):
     return train_classifier(resnet(), digits(16, seed=cfg.seed), cfg, run)

@@ -271,3 +271,36 @@ def test_value_checks_on_the_device_wait_for_the_next_host_read(device):
         out.numpy()
     good = F.cross_entropy(x, engine.tensor([0, 2], device=device))
     assert abs(good.item() - np.log(3)) < 1e-6 and backend._PENDING == []
+
+
+def test_a_classifier_experiment_trains_alike_on_cuda(monkeypatch):
+    """The model zoo's classifiers run on cfg.device (`python -m engine.train mlp --device cuda`): an epoch of
+    softmax regression (on 48 of the digits: the simulator runs every GPU thread in Python) gives the CPU's
+    accuracy and, to rounding, its losses."""
+    from engine import models
+    from engine.models import classification
+    full = classification.digits
+
+    def few(*args, **kwargs):
+        x_train, x_val, y_train, y_val = full(*args, **kwargs)
+        return x_train[:32], x_val[:16], y_train[:32], y_val[:16]
+    monkeypatch.setattr(classification, "digits", few)
+    out = {}
+    for device in ("cpu", "cuda"):
+        exp = models.get("softmax-regression")
+        assert "cuda" in exp.devices
+        cfg = models.Config(exp.defaults)
+        cfg.update(epochs=1, batch_size=16, device=device, seed=0)
+        engine.manual_seed(0)
+        out[device] = exp.fn(cfg, models.Run("softmax-regression", cfg, quiet=True))
+    assert out["cuda"]["val_acc"] == out["cpu"]["val_acc"] and out["cuda"]["train_acc"] == out["cpu"]["train_acc"]
+    for k in ("train_loss", "val_loss"):
+        assert abs(out["cuda"][k] - out["cpu"][k]) < 1e-5
+
+
+def test_the_runner_says_which_experiments_run_on_cuda(capsys):
+    from engine import train
+    with pytest.raises(SystemExit):
+        train.main(["ngram", "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert "ngram runs on the CPU only" in err and "lenet" in err and "softmax-regression" in err
