@@ -205,7 +205,10 @@ def test_a_training_step_copies_nothing_to_the_host(monkeypatch):
         def counting_get(self, *a, **k):
             gets[0] += 1
             return real_get(self, *a, **k)
-        monkeypatch.setattr(cupy.ndarray, "get", counting_get)
+        try:
+            monkeypatch.setattr(cupy.ndarray, "get", counting_get)
+        except TypeError:           # a CuPy whose ndarray is an extension type: the engine's counter remains
+            pass
     x, y = load_digits()
     engine.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
