@@ -20,13 +20,6 @@ def check_tensor(name, t):
     return t
 
 
-def check_float(name, t):
-    """A floating-point tensor of a supported dtype (float32 or float64)."""
-    if np.dtype(t.dtype) not in FLOAT_DTYPES:
-        raise TypeError(f"{name}: unsupported dtype {np.dtype(t.dtype)}; expected float32 or float64")
-    return t
-
-
 def check_int(name, t):
     """An integer tensor (class labels, indices, lengths)."""
     if np.dtype(t.dtype).kind not in "iu":
@@ -39,14 +32,6 @@ def check_ndim(name, t, *ndims):
         want = " or ".join(str(n) for n in ndims)
         raise ValueError(f"{name}: expected {want} dims, got {t.ndim} (shape {tuple(t.shape)})")
     return t
-
-
-def check_same_dtype(**named):
-    items = [(k, v) for k, v in named.items() if v is not None]
-    k0, v0 = items[0]
-    for k, v in items[1:]:
-        if np.dtype(v.dtype) != np.dtype(v0.dtype):
-            raise TypeError(f"{k}: dtype {np.dtype(v.dtype)} does not match {k0}'s dtype {np.dtype(v0.dtype)}")
 
 
 def check_same_device(**named):

@@ -7,6 +7,7 @@ _parallel.py); the scalar hyper-parameters are packed in one array `h`.
 import numpy as np
 from numba import njit, prange
 
+from ..reference.optim import flat_contiguous as _flat
 from ._parallel import CHUNK, run_chunked
 
 __all__ = ["sgd_step", "adamw_step"]
@@ -50,12 +51,6 @@ def _adamw_par(p, g, m, v, h):
     n = p.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _adamw(p, g, m, v, h, c * CHUNK, min(n, (c + 1) * CHUNK))
-
-
-def _flat(a, name):
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name}: the fused update needs a contiguous array")
-    return a.reshape(-1)
 
 
 def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first):

@@ -1,11 +1,9 @@
 """Block-wide reductions for the block-per-row kernels: every thread of the block passes its partial and
-gets the block's total back. float64 shared memory, a tree over TPB (a power of two) slots; the trailing
+gets the block's total back. float64 shared memory, a tree over the slots of `sh` (one per thread, a power of two); the trailing
 syncthreads lets the caller reuse `sh` at once."""
 import math
 
 from numba import cuda
-
-from ._dev import TPB
 
 
 @cuda.jit(device=True)
@@ -13,7 +11,7 @@ def block_sum(sh, v):
     t = cuda.threadIdx.x
     sh[t] = v
     cuda.syncthreads()
-    s = TPB // 2
+    s = sh.shape[0] // 2              # the block size: a power of two
     while s > 0:
         if t < s:
             sh[t] += sh[t + s]
@@ -30,7 +28,7 @@ def block_max(sh, v):
     t = cuda.threadIdx.x
     sh[t] = v
     cuda.syncthreads()
-    s = TPB // 2
+    s = sh.shape[0] // 2              # the block size: a power of two
     while s > 0:
         if t < s:
             a, b = sh[t], sh[t + s]

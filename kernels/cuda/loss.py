@@ -116,16 +116,9 @@ def _sq_diff_partials(x, t, partial):
     for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
         d = float64(x[i]) - float64(t[i])
         s += d * d
-    sh[tid] = s
-    cuda.syncthreads()
-    k = TPB_FLAT // 2
-    while k > 0:
-        if tid < k:
-            sh[tid] += sh[tid + k]
-        cuda.syncthreads()
-        k //= 2
+    s = block_sum(sh, s)
     if tid == 0:
-        partial[cuda.blockIdx.x] = sh[0]
+        partial[cuda.blockIdx.x] = s
 
 
 @kernel

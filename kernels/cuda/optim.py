@@ -5,6 +5,7 @@ import math
 
 from numba import cuda
 
+from ..reference.optim import flat_contiguous as _flat
 from ._dev import TPB_FLAT, blocks
 from ._launch import kernel
 
@@ -33,12 +34,6 @@ def _adamw(p, g, m, v, lr, beta1, beta2, eps, decay, c1, c2):
         m[i] = mi
         v[i] = vi
         p[i] = p[i] * decay - lr * (mi / c1) / (math.sqrt(vi / c2) + eps)
-
-
-def _flat(a, name):
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name}: the fused update needs a contiguous array")
-    return a.reshape(-1)
 
 
 def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first):
