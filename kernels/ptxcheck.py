@@ -90,8 +90,6 @@ def main(argv=None):
     cc = tuple(int(p) for p in args.cc.split("."))
     _no_driver(cc)
 
-    import numpy as np
-
     import kernels.cuda
     from kernels.cuda import _launch
     for m in pkgutil.iter_modules(kernels.cuda.__path__):
@@ -105,13 +103,7 @@ def main(argv=None):
     failures, seen, resources = [], set(), []
     t0 = time.perf_counter()
     for name, specs in record:
-        k = _launch.KERNELS.get(name)
-        if k is None and "[" in name:                  # a factory kernel: build it for the recorded dtypes
-            mod, rest = name.split(":")
-            factory = rest.split(".<locals>.")[0]
-            key = rest[rest.index("[") + 1:-1].split(",")
-            getattr(importlib.import_module(mod), factory)(*(int(a) if a.isdigit() else np.dtype(a) for a in key))
-            k = _launch.KERNELS.get(name)
+        k = _launch.find_kernel(name)
         if k is None:
             failures.append(f"{name}: recorded but not found")
             continue

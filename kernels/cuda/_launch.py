@@ -19,6 +19,7 @@ NVVM) and checks that its parameter list is the layout `flatten` passes. `make t
 kernel the simulator runs is also compiled for sm_90 with the GPU's block sizes.
 """
 import atexit
+import importlib
 import json
 import os
 import re
@@ -205,6 +206,19 @@ def _load(k, specs):
         return cupy.RawModule(path=f.name).get_function(ptx_entry(ptx))
     finally:
         os.unlink(f.name)
+
+
+def find_kernel(name):
+    """The Kernel called `name` (Kernel.name's form), building a factory kernel from the factory and key the
+    name carries (module:factory.<locals>.fn[dtype,...]); None if there is none."""
+    k = KERNELS.get(name)
+    if k is None and "[" in name:
+        mod, rest = name.split(":")
+        factory = rest.split(".<locals>.")[0]
+        key = rest[rest.index("[") + 1:-1].split(",")
+        getattr(importlib.import_module(mod), factory)(*(int(a) if a.isdigit() else np.dtype(a) for a in key))
+        k = KERNELS.get(name)
+    return k
 
 
 def kernel(fn):
