@@ -3,9 +3,10 @@
     import engine, engine.functional as F
     from engine import nn, optim
 """
-from .autograd import enable_grad, is_grad_enabled, no_grad
-from .tensor import (Tensor, arange, bool_, cat, concatenate, float32, float64, int32, int64, manual_seed, ones,
-                     ones_like, rand, randn, stack, tensor, zeros, zeros_like, empty)
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .tensor import (Tensor, arange, as_tensor, bool_, cat, concatenate, empty, empty_like, float16, float32, float64,
+                     from_dlpack, from_numpy, int8, int16, int32, int64, manual_seed, ones, ones_like, rand, randn,
+                     stack, tensor, uint8, zeros, zeros_like)
 
 __version__ = "0.1.0"
 

@@ -6,6 +6,8 @@ too, so the whole engine runs on "cuda" in CI.
 `kernels.cpu` and `kernels.cuda` export the same names, so an op calls `kernels_for(x).softmax_fwd(...)`
 and never names a device.
 """
+import threading
+
 import numpy as np
 
 from kernels._simdev import SimDeviceArray, as_sim, to_sim
@@ -114,8 +116,16 @@ DEVICE_TO_HOST = [0]     # copies made by to_device(..., "cpu"): the tests count
 # the host wait for the device. On "cuda" they are queued instead and done where the host reads device data
 # anyway (Tensor.item/numpy/tolist/float, .to("cpu")), or once MAX_PENDING have piled up: the error then
 # names the op and the value, a little after the op that met it, as PyTorch reports a device-side assert.
-_PENDING = []
+# The queue is per thread: a check queued by one thread's op raises at that thread's next host read.
+_LOCAL = threading.local()
 MAX_PENDING = 64
+
+
+def _pending():
+    q = getattr(_LOCAL, "pending", None)
+    if q is None:
+        q = _LOCAL.pending = []
+    return q
 
 
 def check_values(bad, message):
@@ -125,15 +135,17 @@ def check_values(bad, message):
         if bool(bad):
             raise ValueError(message())
         return
-    _PENDING.append((bad, message))
-    if len(_PENDING) >= MAX_PENDING:
+    q = _pending()
+    q.append((bad, message))
+    if len(q) >= MAX_PENDING:
         flush_checks()
 
 
 def flush_checks():
     """Do the queued device checks (a host wait); raise the first failure's ValueError."""
-    pending = list(_PENDING)
-    _PENDING.clear()
+    q = _pending()
+    pending = list(q)
+    q.clear()
     DEVICE_TO_HOST[0] += len(pending)
     for bad, message in pending:
         if bool(bad):

@@ -1,44 +1,45 @@
 """Tensor: an array plus what the tape needs (requires_grad, grad, the op that made it).
 
-The arithmetic here (+ - * / @, exp, log, sum, mean, max, reshape, transpose, indexing, cat, stack)
-is written with NumPy-compatible array calls, so it serves NumPy and CuPy arrays alike.
+The differentiable ops behind the operators live in engine.tensor_ops, in-place ops in engine._inplace,
+creation (tensor, zeros, from_dlpack, the random generator) in engine.creation; this module re-exports the
+names the rest of the engine imports from it.
 """
 import numbers
+import weakref
 
 import numpy as np
 
 from . import autograd
-from .autograd import Function
-from .backend import array_module, check_device, device_of, flush_checks, to_device
+from .backend import check_device, device_of, flush_checks, to_device
 
 float32, float64 = np.dtype(np.float32), np.dtype(np.float64)
-int32, int64, bool_ = np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_)
-
-
-def _unbroadcast(g, shape):
-    """Sum a broadcast gradient back to `shape`."""
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and g.shape[i + lead] != 1)
-    g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
+float16 = np.dtype(np.float16)
+int8, int16, int32, int64 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
+uint8, bool_ = np.dtype(np.uint8), np.dtype(np.bool_)
 
 
 class Tensor:
     __array_priority__ = 1000          # so that ndarray + Tensor defers to Tensor.__radd__
 
+    # rarely set: class-level defaults keep Tensor._wrap (run for every op's output) to four attributes
+    _base = None                       # the tensor this one is a view of (its memory), if any
+    _view_fns = ()                     # the view ops from _base to this tensor
+    _hooks = None                      # register_hook on a leaf
+    _post_acc_hooks = None             # register_post_accumulate_grad_hook
+
     def __init__(self, data, requires_grad=False):
+        if not (isinstance(data, np.ndarray) or hasattr(data, "__cuda_array_interface__")):
+            from .creation import _host_array
+            data = _host_array(data, float32 if _is_float_data(data) else None)
         self.data = data
-        self.grad = None
+        self._grad = None
         self._ctx = None
-        self._retain_grad = False
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = requires_grad
 
     @classmethod
     def _wrap(cls, data, requires_grad=False):
         t = cls.__new__(cls)
-        t.data, t.grad, t._ctx, t._retain_grad, t.requires_grad = data, None, None, False, requires_grad
+        t.data, t._grad, t._ctx, t._requires_grad = data, None, None, requires_grad
         return t
 
     # ---- properties -------------------------------------------------------------------------
@@ -50,27 +51,66 @@ class Tensor:
     def requires_grad(self, value):
         if value and self.data.dtype.kind not in "fc":
             raise TypeError(f"requires_grad: only floating-point tensors can require gradients, got dtype {self.data.dtype}")
+        if not value and self._ctx is not None:
+            raise RuntimeError("requires_grad: only a leaf tensor's flag can be changed; use detach() to get a "
+                               "tensor outside the graph")
         self._requires_grad = bool(value)
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"grad: expected a Tensor or None, got {type(value).__name__}")
+            if value.shape != self.shape or value.dtype != self.dtype or value.device != self.device:
+                raise RuntimeError(f"grad: a gradient of shape {value.shape}, {value.dtype} on {value.device} does not "
+                                   f"fit a tensor of shape {self.shape}, {self.dtype} on {self.device}")
+        self._grad = value
 
     shape = property(lambda self: tuple(self.data.shape))
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
     device = property(lambda self: device_of(self.data))
     is_leaf = property(lambda self: self._ctx is None)
+    grad_fn = property(lambda self: self._ctx)
     T = property(lambda self: self.transpose())
+    is_cuda = property(lambda self: self.device == "cuda")
 
     def size(self, dim=None):
-        return self.shape if dim is None else self.shape[dim]
+        return self.shape if dim is None else self.shape[_dim(dim, self.ndim)]
 
     def numel(self):
         return int(self.data.size)
 
+    def dim(self):
+        return self.ndim
+
+    def element_size(self):
+        return self.data.itemsize
+
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
     def __repr__(self):
-        grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"tensor({np.asarray(self.numpy())!r}{grad})".replace("\n", "\n       ")
+        from ._format import tensor_repr
+        return tensor_repr(self, self.numpy())
+
+    def __format__(self, spec):
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        if not spec:
+            return repr(self)
+        raise TypeError(f"format: a format spec ({spec!r}) applies to a 0-d tensor, this one has shape {self.shape}")
 
     # ---- conversion -------------------------------------------------------------------------
     def numpy(self):
@@ -79,7 +119,8 @@ class Tensor:
 
     def item(self):
         if self.data.size != 1:
-            raise ValueError(f"item(): the tensor has {self.data.size} elements, not one")
+            raise RuntimeError(f"item(): a tensor with {self.data.size} elements cannot be converted to a Python "
+                               "number")
         if device_of(self.data) != "cpu":
             flush_checks()
         return self.data.reshape(()).item()
@@ -87,81 +128,255 @@ class Tensor:
     def tolist(self):
         return self.numpy().tolist()
 
+    def _scalar(self, kind):
+        if self.data.size != 1:
+            raise ValueError(f"{kind}(): only one-element tensors can be converted to Python scalars, this one "
+                             f"has shape {self.shape}")
+        return self.item()
+
     def __float__(self):
-        return float(self.item())
+        return float(self._scalar("float"))
+
+    def __int__(self):
+        return int(self._scalar("int"))
+
+    def __complex__(self):
+        return complex(self._scalar("complex"))
+
+    def __index__(self):
+        if self.data.size != 1 or self.dtype.kind not in "iu":
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __bool__(self):
+        n = self.data.size
+        if n != 1:
+            raise RuntimeError(f"bool(): the truth value of a tensor with {'no values' if n == 0 else f'{n} values'} "
+                               "is ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        """NumPy's view of a CPU tensor (no copy). A "cuda" tensor refuses, as a CuPy array does: copy it to the
+        host explicitly with .cpu() or .numpy()."""
+        if device_of(self.data) != "cpu":
+            raise TypeError("a 'cuda' tensor cannot be converted to a NumPy array implicitly; copy it to the host "
+                            "first with .cpu() or .numpy()")
+        a = self.data
+        if dtype is not None and np.dtype(dtype) != a.dtype:
+            if copy is False:
+                raise ValueError("__array__: a dtype change needs a copy, and copy=False was asked")
+            return a.astype(dtype)
+        return a.copy() if copy else a
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """Share this tensor's memory with another library (torch.from_dlpack, np.from_dlpack, cupy.from_dlpack)."""
+        if self.requires_grad:
+            raise BufferError("__dlpack__: a tensor that requires grad cannot be exported; use tensor.detach()")
+        kw = {k: v for k, v in (("stream", stream), ("max_version", max_version), ("dl_device", dl_device),
+                                ("copy", copy)) if v is not None}
+        return self.data.__dlpack__(**kw)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
 
     def detach(self):
+        """The same memory, outside the graph (in-place changes show in both, as in PyTorch)."""
         return Tensor._wrap(self.data)
 
+    def detach_(self):
+        self._ctx, self._base, self._view_fns = None, None, ()
+        self._requires_grad = False
+        return self
+
     def clone(self):
-        return _Clone.apply(self)
+        from .tensor_ops import Clone
+        return Clone.apply(self)
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
 
     def retain_grad(self):
-        self._retain_grad = True
+        """Keep this non-leaf tensor's gradient in .grad during backward (leaves always keep theirs)."""
+        if self._ctx is not None:
+            self._ctx._retain = weakref.ref(self)
+        elif not self.requires_grad:
+            raise RuntimeError("retain_grad: the tensor does not require grad")
 
-    def to(self, device=None, dtype=None):
-        """This tensor on `device` and/or cast to `dtype`: itself when nothing changes, else a new tensor on
-        the tape (gradients flow back across the move and the cast)."""
+    def register_hook(self, hook):
+        """hook(grad) -> Tensor or None, called with this tensor's gradient during backward; a returned tensor
+        replaces the gradient. Returns a handle whose remove() unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that does not require grad")
+        if self._ctx is not None:
+            hooks = self._ctx.__dict__.setdefault("_hooks", [])
+        else:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        hooks.append(hook)
+        return autograd.RemovableHandle(hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor), called during backward right after this leaf's .grad has been accumulated."""
+        if self._ctx is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only a leaf tensor accumulates a gradient")
+        if not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: the tensor does not require grad")
+        if self._post_acc_hooks is None:
+            self._post_acc_hooks = []
+        self._post_acc_hooks.append(hook)
+        return autograd.RemovableHandle(self._post_acc_hooks, hook)
+
+    def to(self, *args, **kwargs):
+        """to(device), to(dtype), to(device, dtype), to(other) (its device and dtype), or keywords device=,
+        dtype=, copy=, non_blocking= (accepted, ignored). This tensor itself when nothing changes (unless
+        copy=True), else a new tensor on the tape (gradients flow back across the move and the cast)."""
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"to(): unexpected keyword argument {next(iter(kwargs))!r}")
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, str):
+                device = a
+            elif a is not None:
+                try:
+                    dtype = np.dtype(a)
+                except TypeError:
+                    raise TypeError(f"to(): expected a device, a dtype or a tensor, got {a!r}") from None
+        from .tensor_ops import Cast, Clone, ToDevice
         t = self
         if device is not None and check_device(device) != self.device:
-            t = _ToDevice.apply(t, device=check_device(device))
+            t = ToDevice.apply(t, device=check_device(device))
         if dtype is not None and np.dtype(dtype) != self.dtype:
-            t = _Cast.apply(t, dtype=np.dtype(dtype))
-        return t
+            t = Cast.apply(t, dtype=np.dtype(dtype))
+        return Clone.apply(t) if copy and t is self else t
 
     def cuda(self):
         return self.to("cuda")
 
-    def float(self):
-        return self.to(dtype=float32)
-
-    def double(self):
-        return self.to(dtype=float64)
-
     def cpu(self):
         return self.to("cpu")
 
-    def backward(self, grad=None):
+    def float(self):
+        return self.to(float32)
+
+    def double(self):
+        return self.to(float64)
+
+    def long(self):
+        return self.to(int64)
+
+    def int(self):
+        return self.to(int32)
+
+    def bool(self):
+        return self.to(bool_)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into every leaf's .grad. `gradient` is required unless self has one
+        element. The graph's saved values are freed afterwards unless retain_graph=True."""
+        if create_graph:
+            raise NotImplementedError("backward: create_graph=True (higher-order gradients) is not supported")
+        if inputs is not None:
+            raise NotImplementedError("backward: inputs= is not supported; every leaf gets its gradient")
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad and has no recorded graph")
-        if grad is None:
+        xp = _xp(self.data)
+        if gradient is None:
             if self.data.size != 1:
-                raise RuntimeError(f"backward(): grad can be omitted only for a one-element tensor, this one has shape {self.shape}")
-            g = array_module(self.data).ones_like(self.data)
+                raise RuntimeError(f"backward(): grad can be omitted only for a one-element tensor, this one has "
+                                   f"shape {self.shape}")
+            g = xp.ones_like(self.data)
         else:
-            g = grad.data if isinstance(grad, Tensor) else array_module(self.data).asarray(grad, dtype=self.dtype)
+            if isinstance(gradient, Tensor):
+                if gradient.device != self.device:
+                    raise RuntimeError(f"gradient: on {gradient.device}, the tensor is on {self.device}")
+                g = gradient.data.astype(self.dtype, copy=False)
+            else:
+                g = xp.asarray(gradient, dtype=self.dtype)
             if g.shape != self.data.shape:
-                raise ValueError(f"grad: shape {g.shape} does not match the tensor's shape {self.shape}")
-        autograd.backward(self, g)
+                raise ValueError(f"gradient: shape {g.shape} does not match the tensor's shape {self.shape}")
+        autograd.backward(self, g, retain_graph=bool(retain_graph))
+
+    # ---- in-place ---------------------------------------------------------------------------
+    def add_(self, other, alpha=1):
+        from ._inplace import apply
+        if alpha != 1:
+            other = other * alpha
+        return apply(self, "add_", lambda a, b: a + b, lambda a, b: _xp(a).add(a, b, out=a), (other,))
+
+    def sub_(self, other, alpha=1):
+        from ._inplace import apply
+        if alpha != 1:
+            other = other * alpha
+        return apply(self, "sub_", lambda a, b: a - b, lambda a, b: _xp(a).subtract(a, b, out=a), (other,))
+
+    def mul_(self, other):
+        from ._inplace import apply
+        return apply(self, "mul_", lambda a, b: a * b, lambda a, b: _xp(a).multiply(a, b, out=a), (other,))
+
+    def div_(self, other):
+        from ._inplace import apply
+        return apply(self, "div_", lambda a, b: a / b, lambda a, b: _xp(a).divide(a, b, out=a), (other,))
+
+    def clamp_(self, min=None, max=None):
+        from ._inplace import apply
+        _clamp_args(min, max)
+        return apply(self, "clamp_", lambda a: a.clamp(min, max), lambda a: _xp(a).clip(a, min, max, out=a))
+
+    def fill_(self, value):
+        if isinstance(value, Tensor) and value.ndim:
+            raise ValueError(f"value: fill_ takes a number or a 0-d tensor, got shape {value.shape}")
+        from ._inplace import setitem
+        setitem(self, Ellipsis, value, op="fill_")
+        return self
 
     def zero_(self):
-        self.data[...] = 0
+        return self.fill_(0)
+
+    def copy_(self, src, non_blocking=False):
+        """Copy src's values (broadcast, cast, moved across devices) into this tensor."""
+        from ._inplace import setitem
+        if isinstance(src, Tensor) and src.device != self.device:
+            src = src.to(self.device)
+        setitem(self, Ellipsis, src, op="copy_")
         return self
+
+    def __iadd__(self, o): return self.add_(o)
+    def __isub__(self, o): return self.sub_(o)
+    def __imul__(self, o): return self.mul_(o)
+    def __itruediv__(self, o): return self.div_(o)
+
+    def __setitem__(self, idx, value):
+        from ._inplace import setitem
+        setitem(self, _raw_index(idx), value, op="t[idx] = value")
 
     # ---- arithmetic -------------------------------------------------------------------------
     def _lift(self, other):
-        if isinstance(other, Tensor):
+        if isinstance(other, (Tensor, numbers.Number)):
             return other
-        if isinstance(other, numbers.Number):
-            return other
-        return Tensor._wrap(array_module(self.data).asarray(other, dtype=self.dtype))
+        return Tensor._wrap(_xp(self.data).asarray(other, dtype=self.dtype))
 
-    def __add__(self, o): return _Add.apply(self, self._lift(o))
-    def __radd__(self, o): return _Add.apply(self._lift(o), self)
-    def __sub__(self, o): return _Sub.apply(self, self._lift(o))
-    def __rsub__(self, o): return _Sub.apply(self._lift(o), self)
-    def __mul__(self, o): return _Mul.apply(self, self._lift(o))
-    def __rmul__(self, o): return _Mul.apply(self._lift(o), self)
-    def __truediv__(self, o): return _Div.apply(self, self._lift(o))
-    def __rtruediv__(self, o): return _Div.apply(self._lift(o), self)
-    def __matmul__(self, o): return _MatMul.apply(self, self._lift(o))
-    def __rmatmul__(self, o): return _MatMul.apply(self._lift(o), self)
-    def __neg__(self): return _Neg.apply(self)
+    def __add__(self, o): return _ops.Add.apply(self, self._lift(o))
+    def __radd__(self, o): return _ops.Add.apply(self._lift(o), self)
+    def __sub__(self, o): return _ops.Sub.apply(self, self._lift(o))
+    def __rsub__(self, o): return _ops.Sub.apply(self._lift(o), self)
+    def __mul__(self, o): return _ops.Mul.apply(self, self._lift(o))
+    def __rmul__(self, o): return _ops.Mul.apply(self._lift(o), self)
+    def __truediv__(self, o): return _ops.Div.apply(self, self._lift(o))
+    def __rtruediv__(self, o): return _ops.Div.apply(self._lift(o), self)
+    def __matmul__(self, o): return _ops.MatMul.apply(self, self._lift(o))
+    def __rmatmul__(self, o): return _ops.MatMul.apply(self._lift(o), self)
+    def __neg__(self): return _ops.Neg.apply(self)
 
     def __pow__(self, p):
         if not isinstance(p, numbers.Real):
             raise TypeError(f"exponent: only a Python scalar exponent is supported, got {type(p).__name__}")
-        return _Pow.apply(self, p=p)
+        return _ops.Pow.apply(self, p=p)
 
     def _compare(self, o, fn):
         o = o.data if isinstance(o, Tensor) else o
@@ -175,10 +390,16 @@ class Tensor:
     def __ge__(self, o): return self._compare(o, lambda a, b: a >= b)
     __hash__ = object.__hash__
 
-    def exp(self): return _Exp.apply(self)
-    def log(self): return _Log.apply(self)
+    def exp(self): return _ops.Exp.apply(self)
+    def log(self): return _ops.Log.apply(self)
     def sqrt(self): return self ** 0.5
-    def abs(self): return _Abs.apply(self)
+    def abs(self): return _ops.Abs.apply(self)
+
+    def clamp(self, min=None, max=None):
+        _clamp_args(min, max)
+        return _ops.Clamp.apply(self, lo=min, hi=max)
+
+    clip = clamp
 
     def relu(self):
         from . import functional
@@ -201,38 +422,44 @@ class Tensor:
         return functional.log_softmax(self, dim)
 
     # ---- reductions -------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False, dim=None):
-        return _Sum.apply(self, axis=_axes(dim if dim is not None else axis, self.ndim), keepdims=keepdims)
+    def sum(self, axis=None, keepdims=False, dim=None, keepdim=None, out=None):
+        keepdims = _keep_arg(keepdims, keepdim, out)
+        return _ops.Sum.apply(self, axis=_axes(dim if dim is not None else axis, self.ndim), keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False, dim=None):
+    def mean(self, axis=None, keepdims=False, dim=None, keepdim=None, out=None):
+        keepdims = _keep_arg(keepdims, keepdim, out)
         axes = _axes(dim if dim is not None else axis, self.ndim)
         n = int(np.prod([self.shape[a] for a in axes])) if axes else 1
         return self.sum(axis=axes, keepdims=keepdims) / n if axes != () else self.sum(axis=(), keepdims=keepdims)
 
-    def max(self, axis=None, keepdims=False, dim=None):
-        return _Max.apply(self, axis=_axes(dim if dim is not None else axis, self.ndim), keepdims=keepdims)
+    def max(self, axis=None, keepdims=False, dim=None, keepdim=None, out=None):
+        keepdims = _keep_arg(keepdims, keepdim, out)
+        return _ops.Max.apply(self, axis=_axes(dim if dim is not None else axis, self.ndim), keepdims=keepdims)
 
-    def argmax(self, axis=None, dim=None):
+    def argmax(self, axis=None, dim=None, keepdim=False):
         axis = dim if dim is not None else axis
-        return Tensor._wrap(self.data.argmax(axis=axis))
+        if axis is not None:
+            axis = _dim(axis, self.ndim)
+        return Tensor._wrap(self.data.argmax(axis=axis, keepdims=keepdim))
 
     # ---- shape ------------------------------------------------------------------------------
     def reshape(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return _Reshape.apply(self, shape=tuple(shape))
+        return _ops.Reshape.apply(self, shape=tuple(shape))
 
     view = reshape
 
     def flatten(self, start_dim=0, end_dim=-1):
-        end = end_dim % self.ndim if self.ndim else 0
-        shape = self.shape[:start_dim] + (-1,) + self.shape[end + 1:]
-        return self.reshape(shape)
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = _dim(start_dim, self.ndim), _dim(end_dim, self.ndim)
+        return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
 
     def permute(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        if sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"axes: {axes} is not a permutation of {self.ndim} dims")
-        return _Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
+        if len(axes) != self.ndim or sorted(_dim(a, self.ndim) for a in axes) != list(range(self.ndim)):
+            raise ValueError(f"axes: {tuple(axes)} is not a permutation of the {self.ndim} dims")
+        return _ops.Permute.apply(self, axes=tuple(_dim(a, self.ndim) for a in axes))
 
     def transpose(self, *axes):
         """With no axes, reverse them (NumPy); with two, swap those two (PyTorch's transpose(d0, d1))."""
@@ -243,29 +470,70 @@ class Tensor:
         return self.permute(*axes)
 
     def swapaxes(self, a, b):
+        a, b = _dim(a, self.ndim), _dim(b, self.ndim)
         perm = list(range(self.ndim))
         perm[a], perm[b] = perm[b], perm[a]
         return self.permute(perm)
 
     def unsqueeze(self, dim):
-        dim = dim % (self.ndim + 1)
+        dim = _dim(dim, self.ndim + 1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dim %= self.ndim
+        if self.ndim == 0:
+            return self
+        dim = _dim(dim, self.ndim)
         return self.reshape(self.shape[:dim] + self.shape[dim + 1:]) if self.shape[dim] == 1 else self
 
     def contiguous(self):
         return self
 
     def __getitem__(self, idx):
-        if isinstance(idx, Tensor):
-            idx = idx.data
-        elif isinstance(idx, tuple):
-            idx = tuple(i.data if isinstance(i, Tensor) else i for i in idx)
-        return _Index.apply(self, idx=idx)
+        return _ops.Index.apply(self, idx=_raw_index(idx))
+
+
+def _xp(a):
+    from .backend import array_module
+    return array_module(a)
+
+
+def _is_float_data(data):
+    return isinstance(data, float) or (isinstance(data, (list, tuple)) and not isinstance(data, str))
+
+
+def _raw_index(idx):
+    if isinstance(idx, Tensor):
+        return idx.data
+    if isinstance(idx, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in idx)
+    return idx
+
+
+def _keep_arg(keepdims, keepdim, out):
+    """keepdim (PyTorch) or keepdims (NumPy); `out` is accepted so that np.sum(tensor) works, but not used."""
+    if out is not None:
+        raise TypeError("out: writing a reduction into an existing tensor is not supported")
+    return keepdims if keepdim is None else keepdim
+
+
+def _clamp_args(lo, hi):
+    if lo is None and hi is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    for name, v in (("min", lo), ("max", hi)):
+        if v is not None and not isinstance(v, numbers.Real):
+            raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
+
+
+def _dim(d, ndim):
+    """A dim index checked against ndim (0-d tensors take 0 and -1, as in PyTorch)."""
+    if not isinstance(d, numbers.Integral) or isinstance(d, bool):
+        raise TypeError(f"dim: expected an int, got {d!r}")
+    n = max(ndim, 1)
+    if not -n <= d < n:
+        raise IndexError(f"dim: {d} is out of range for a tensor of {ndim} dims (expected in [{-n}, {n - 1}])")
+    return int(d) % n
 
 
 def _axes(axis, ndim):
@@ -279,251 +547,6 @@ def _axes(axis, ndim):
             raise ValueError(f"axis: {a} is out of range for a tensor of {ndim} dims")
         out.append(int(a) % max(ndim, 1))
     return tuple(sorted(out))
-
-
-# ---- the ops behind the operators ------------------------------------------------------------
-class _Add(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.shapes = (np.shape(a), np.shape(b))
-        return a + b
-
-    @staticmethod
-    def backward(ctx, g):
-        return _unbroadcast(g, ctx.shapes[0]), _unbroadcast(g, ctx.shapes[1])
-
-
-class _Sub(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.shapes = (np.shape(a), np.shape(b))
-        return a - b
-
-    @staticmethod
-    def backward(ctx, g):
-        return _unbroadcast(g, ctx.shapes[0]), _unbroadcast(-g, ctx.shapes[1])
-
-
-class _Mul(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return a * b
-
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.saved
-        da = _unbroadcast(g * b, np.shape(a)) if ctx.needs_input_grad[0] else None
-        db = _unbroadcast(g * a, np.shape(b)) if ctx.needs_input_grad[1] else None
-        return da, db
-
-
-class _Div(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return a / b
-
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.saved
-        da = _unbroadcast(g / b, np.shape(a)) if ctx.needs_input_grad[0] else None
-        db = _unbroadcast(-g * a / (b * b), np.shape(b)) if ctx.needs_input_grad[1] else None
-        return da, db
-
-
-class _Neg(Function):
-    @staticmethod
-    def forward(ctx, a):
-        return -a
-
-    @staticmethod
-    def backward(ctx, g):
-        return -g
-
-
-class _Pow(Function):
-    @staticmethod
-    def forward(ctx, a, p):
-        ctx.a, ctx.p = a, p
-        return a ** p
-
-    @staticmethod
-    def backward(ctx, g):
-        a, p = ctx.a, ctx.p
-        return g * (p * a ** (p - 1)) if p != 0 else g * 0
-
-
-class _Exp(Function):
-    @staticmethod
-    def forward(ctx, a):
-        ctx.y = array_module(a).exp(a)
-        return ctx.y
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * ctx.y
-
-
-class _Log(Function):
-    @staticmethod
-    def forward(ctx, a):
-        ctx.a = a
-        return array_module(a).log(a)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g / ctx.a
-
-
-class _Abs(Function):
-    @staticmethod
-    def forward(ctx, a):
-        ctx.a = a
-        return abs(a)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * array_module(ctx.a).sign(ctx.a)
-
-
-class _MatMul(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError("matmul: both operands need at least one dim")
-        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not agree on the inner dim")
-        ctx.save_for_backward(a, b)
-        return a @ b
-
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.saved
-        a2 = a[None, :] if a.ndim == 1 else a          # promote vectors as matmul does
-        b2 = b[:, None] if b.ndim == 1 else b
-        g2 = g
-        if a.ndim == 1:
-            g2 = g2[..., None, :]
-        if b.ndim == 1:
-            g2 = g2[..., None]
-        da = _unbroadcast(g2 @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape) if ctx.needs_input_grad[0] else None
-        db = _unbroadcast(a2.swapaxes(-1, -2) @ g2, b2.shape).reshape(b.shape) if ctx.needs_input_grad[1] else None
-        return da, db
-
-
-class _Sum(Function):
-    @staticmethod
-    def forward(ctx, a, axis, keepdims):
-        ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
-        return a.sum(axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def backward(ctx, g):
-        if not ctx.keepdims:
-            g = g.reshape([1 if i in ctx.axis else n for i, n in enumerate(ctx.shape)])
-        return array_module(g).broadcast_to(g, ctx.shape).copy()
-
-
-class _Max(Function):
-    @staticmethod
-    def forward(ctx, a, axis, keepdims):
-        y = a.max(axis=axis, keepdims=True)
-        ctx.a, ctx.y, ctx.axis, ctx.keepdims = a, y, axis, keepdims
-        return y if keepdims else y.reshape([n for i, n in enumerate(a.shape) if i not in axis])
-
-    @staticmethod
-    def backward(ctx, g):
-        if not ctx.keepdims:
-            g = g.reshape(ctx.y.shape)
-        hit = ctx.a == ctx.y                 # ties share the gradient equally
-        return hit * (g / hit.sum(axis=ctx.axis, keepdims=True)).astype(ctx.a.dtype)
-
-
-class _Reshape(Function):
-    @staticmethod
-    def forward(ctx, a, shape):
-        ctx.shape = a.shape
-        try:
-            return a.reshape(shape)
-        except ValueError:
-            raise ValueError(f"shape: cannot reshape a tensor of shape {a.shape} into {shape}") from None
-
-    @staticmethod
-    def backward(ctx, g):
-        return g.reshape(ctx.shape)
-
-
-class _Permute(Function):
-    @staticmethod
-    def forward(ctx, a, axes):
-        ctx.axes = axes
-        return a.transpose(axes)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g.transpose(np.argsort(ctx.axes))
-
-
-class _Index(Function):
-    @staticmethod
-    def forward(ctx, a, idx):
-        ctx.shape, ctx.idx = a.shape, idx
-        return a[idx]
-
-    @staticmethod
-    def backward(ctx, g):
-        xp = array_module(g)
-        dx = xp.zeros(ctx.shape, dtype=g.dtype)
-        xp.add.at(dx, ctx.idx, g)          # repeated integer indices accumulate
-        return dx
-
-
-class _Clone(Function):
-    @staticmethod
-    def forward(ctx, a):
-        return a.copy()
-
-    @staticmethod
-    def backward(ctx, g):
-        return g
-
-
-class _ToDevice(Function):
-    """A copy on another device; its gradient goes back to the source's device."""
-    moves_device = True
-
-    @staticmethod
-    def forward(ctx, a, device):
-        ctx.src = device_of(a)
-        return to_device(a, device)
-
-    @staticmethod
-    def backward(ctx, g):
-        return to_device(g, ctx.src)
-
-
-class _Cast(Function):
-    @staticmethod
-    def forward(ctx, a, dtype):
-        ctx.dtype = a.dtype
-        return a.astype(dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g.astype(ctx.dtype)
-
-
-class _Cat(Function):
-    @staticmethod
-    def forward(ctx, *arrays, axis):
-        ctx.axis = axis
-        ctx.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
-        return array_module(arrays[0]).concatenate(arrays, axis=axis)
-
-    @staticmethod
-    def backward(ctx, g):
-        return tuple(array_module(g).split(g, ctx.bounds, axis=ctx.axis))
 
 
 def cat(tensors, dim=0):
@@ -543,7 +566,7 @@ def cat(tensors, dim=0):
             raise ValueError(f"tensors[{i}]: shape {t.shape} does not match {tensors[0].shape} outside dim {dim}")
         if t.dtype != tensors[0].dtype:
             raise TypeError(f"tensors[{i}]: dtype {t.dtype} does not match {tensors[0].dtype}")
-    return _Cat.apply(*tensors, axis=dim)
+    return _ops.Cat.apply(*tensors, axis=dim)
 
 
 concatenate = cat
@@ -560,92 +583,7 @@ def stack(tensors, dim=0):
     return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
 
 
-def tensor(data, dtype=None, requires_grad=False, device=None):
-    """Make a Tensor from array-like data. Float data becomes float32 unless `dtype` says otherwise;
-    integer and boolean data keep their kind (int64 / bool). `device` defaults to where the data is: CPU for
-    NumPy and Python data, "cuda" for a CuPy array (or anything with __cuda_array_interface__, or DLPack),
-    which is taken without a copy when its dtype is kept."""
-    if isinstance(data, Tensor):
-        data = data.data
-    src = device_of(data) if isinstance(data, np.ndarray) or _on_gpu(data) else "cpu"
-    device = check_device(device if device is not None else src)
-    if src == "cuda" and not isinstance(data, np.ndarray):
-        import cupy
-        arr = cupy.asarray(data) if not hasattr(data, "__dlpack__") or hasattr(data, "__cuda_array_interface__") \
-            else cupy.from_dlpack(data)
-        arr = _kind_default(arr, dtype)
-        return Tensor(arr if device == "cuda" else to_device(arr, "cpu"), requires_grad=requires_grad)
-    if src == "cuda":                                         # the simulator's device arrays
-        arr = _kind_default(np.asarray(data), dtype)
-        return Tensor(to_device(np.array(arr, subok=False), device), requires_grad=requires_grad)
-    arr = np.array(data, dtype=None if dtype is None else np.dtype(dtype))
-    return Tensor(to_device(_kind_default(arr, dtype), device), requires_grad=requires_grad)
-
-
-def _on_gpu(data):
-    return hasattr(data, "__cuda_array_interface__") or (hasattr(data, "__dlpack_device__")
-                                                         and not isinstance(data, np.ndarray)
-                                                         and data.__dlpack_device__()[0] == 2)   # kDLCUDA
-
-
-def _kind_default(arr, dtype):
-    """tensor()'s dtype rule on an array already on the device."""
-    if dtype is not None:
-        return arr.astype(np.dtype(dtype), copy=False)
-    if arr.dtype.kind == "f":
-        return arr.astype(np.float32, copy=False)
-    if arr.dtype.kind in "iu":
-        return arr.astype(np.int64, copy=False)
-    if arr.dtype.kind != "b":
-        raise TypeError(f"data: unsupported element type {arr.dtype}")
-    return arr
-
-
-def _factory(fn):
-    def make(*shape, dtype=float32, requires_grad=False, device="cpu"):
-        device = check_device(device)
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return Tensor(to_device(fn(tuple(shape), dtype=np.dtype(dtype)), device), requires_grad=requires_grad)
-    return make
-
-
-zeros, ones, empty = _factory(np.zeros), _factory(np.ones), _factory(np.empty)
-
-
-def zeros_like(t, dtype=None):
-    return Tensor._wrap(array_module(t.data).zeros_like(t.data, dtype=dtype))
-
-
-def ones_like(t, dtype=None):
-    return Tensor._wrap(array_module(t.data).ones_like(t.data, dtype=dtype))
-
-
-def arange(*args, dtype=None):
-    a = np.arange(*args)
-    return tensor(a, dtype=dtype)
-
-
-_rng = np.random.default_rng()
-
-
-def manual_seed(seed):
-    """Seed the engine's global generator (initialization, dropout, randn)."""
-    global _rng
-    _rng = np.random.default_rng(seed)
-
-
-def default_generator():
-    return _rng
-
-
-def randn(*shape, dtype=float32, requires_grad=False, generator=None, device="cpu"):
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    g = generator or _rng
-    return Tensor(to_device(g.standard_normal(tuple(shape)).astype(dtype), check_device(device)),
-                  requires_grad=requires_grad)
-
-
-def rand(*shape, dtype=float32, requires_grad=False, generator=None, device="cpu"):
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    g = generator or _rng
-    return Tensor(to_device(g.random(tuple(shape)).astype(dtype), check_device(device)), requires_grad=requires_grad)
+autograd.Tensor = Tensor
+from . import tensor_ops as _ops  # noqa: E402  (it imports autograd, which needs Tensor set)
+from .creation import (arange, as_tensor, default_generator, empty, empty_like, from_dlpack,  # noqa: E402,F401
+                       from_numpy, manual_seed, ones, ones_like, rand, randn, tensor, zeros, zeros_like)

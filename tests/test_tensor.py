@@ -37,6 +37,8 @@ POS = rng.uniform(0.5, 2.0, (3, 4))
     ("cat", lambda a, p: engine.cat([a, p], dim=1), [A, POS]),
     ("stack", lambda a, p: engine.stack([a, p], dim=0), [A, POS]),
     ("abs-sqrt", lambda p: p.sqrt() + (p - 1.25).abs(), [POS]),
+    ("clamp", lambda a: a.clamp(-0.5, 0.5) * 1.0 + a.clamp(min=0.1), [A]),
+    ("matmul-one-side", lambda a: engine.tensor(B) @ a.T, [A]),
 ])
 def test_op_gradients_match_finite_differences(name, fn, inputs):
     check_engine_grad(fn, inputs)
@@ -77,7 +79,7 @@ def test_deep_graph_does_not_hit_the_recursion_limit():
 
 def test_dtypes_default_and_explicit():
     assert engine.tensor([1.0, 2.0]).dtype == np.float32
-    assert engine.tensor(np.zeros(3)).dtype == np.float32              # NumPy in, float32 by default
+    assert engine.tensor(np.zeros(3)).dtype == np.float64              # NumPy arrays keep their dtype
     assert engine.tensor([1.0], dtype=engine.float64).dtype == np.float64
     assert engine.tensor([1, 2]).dtype == np.int64
     assert engine.tensor([True, False]).dtype == np.bool_
@@ -99,7 +101,7 @@ def test_tensor_api_basics():
 def test_errors_are_clear():
     with pytest.raises(TypeError, match="requires_grad"):
         engine.tensor([1, 2], requires_grad=True)
-    with pytest.raises(ValueError, match="item"):
+    with pytest.raises(RuntimeError, match="item"):
         engine.tensor([1.0, 2.0]).item()
     with pytest.raises(RuntimeError, match="one-element"):
         engine.tensor([1.0, 2.0], requires_grad=True).backward()
@@ -117,3 +119,7 @@ def test_errors_are_clear():
         engine.tensor([1.0], device="cuda")
     with pytest.raises(ValueError, match="axis"):
         engine.tensor(np.ones((2, 3))).sum(axis=2)
+    with pytest.raises(IndexError, match="dim: 5 is out of range"):
+        engine.tensor(np.ones((2, 3))).transpose(0, 5)
+    with pytest.raises(ValueError, match="permutation"):
+        engine.tensor(np.ones((2, 3))).permute(0, 0)

@@ -108,8 +108,8 @@ def _plot_fit(x_train, y_train, x_val, y_val, width):
 def attention_scoring(cfg, run):
     rng = np.random.default_rng(cfg.seed)
     B, Q, K, d = 2, 4, 10, 8
-    queries = engine.tensor(rng.standard_normal((B, Q, d)))
-    keys = engine.tensor(rng.standard_normal((B, K, d)))
+    queries = engine.tensor(rng.standard_normal((B, Q, d)), dtype=engine.float32)
+    keys = engine.tensor(rng.standard_normal((B, K, d)), dtype=engine.float32)
     values = engine.tensor(np.tile(np.arange(40, dtype=np.float32).reshape(1, K, 4), (B, 1, 1)))
     valid_lens = engine.tensor([2, 6])
     additive = nn.AdditiveAttention(num_hiddens=8, query_size=d, key_size=d)

@@ -265,15 +265,15 @@ def test_value_checks_on_the_device_wait_for_the_next_host_read(device):
         return
     backend.flush_checks()                                # earlier tests' passing checks
     loss = F.cross_entropy(x, bad)                        # queued, not raised
-    assert len(backend._PENDING) == 1
+    assert len(backend._pending()) == 1
     with pytest.raises(ValueError, match=r"target: class index 7 is out of range \[0, 3\)"):
         loss.item()
-    assert backend._PENDING == []
+    assert backend._pending() == []
     out = F.embedding(engine.tensor([1, 5], device=device), engine.ones(4, 2, device=device))
     with pytest.raises(ValueError, match="index 5 is out of range for an embedding of 4 rows"):
         out.numpy()
     good = F.cross_entropy(x, engine.tensor([0, 2], device=device))
-    assert abs(good.item() - np.log(3)) < 1e-6 and backend._PENDING == []
+    assert abs(good.item() - np.log(3)) < 1e-6 and backend._pending() == []
 
 
 def test_a_classifier_experiment_trains_alike_on_cuda(monkeypatch):
@@ -307,3 +307,10 @@ def test_the_runner_says_which_experiments_run_on_cuda(capsys):
         train.main(["ngram", "--device", "cuda"])
     err = capsys.readouterr().err
     assert "ngram runs on the CPU only" in err and "lenet" in err and "softmax-regression" in err
+
+
+def test_device_tensors_refuse_implicit_conversion_to_numpy():
+    t = engine.tensor([1.0, 2.0], device="cuda")
+    with pytest.raises(TypeError, match="cannot be converted to a NumPy array implicitly"):
+        np.asarray(t)
+    np.testing.assert_array_equal(t.numpy(), [1.0, 2.0])         # the explicit copy works

@@ -1,0 +1,203 @@
+"""Making tensors: `tensor` (copies), `as_tensor` / `from_numpy` / `from_dlpack` (share memory), the factories
+(`zeros`, `ones`, `empty`, `arange`, `randn`, `rand`) and the engine's random generator.
+
+dtype rules, PyTorch's: NumPy arrays and NumPy scalars keep their dtype (a float64 array stays float64);
+Python floats become float32 (the default float dtype), Python ints int64, bools bool.
+"""
+import numbers
+
+import numpy as np
+
+from .backend import check_device, device_of, to_device
+from .tensor import Tensor, float32
+
+_KINDS = "biuf"          # bool, signed and unsigned integers, floats
+
+
+def _dtype_arg(dtype):
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: {dtype!r} is not a dtype (use engine.float32, engine.float64, engine.int64, ...)") \
+            from None
+
+
+def _has_numpy_values(data):
+    """True when a (nested) sequence holds NumPy arrays or scalars, whose dtypes then decide, as in PyTorch."""
+    stack = [data]
+    while stack:
+        d = stack.pop()
+        if isinstance(d, (np.ndarray, np.generic)):
+            return True
+        if isinstance(d, (list, tuple)):
+            stack.extend(d)
+    return False
+
+
+def _host_array(data, dtype):
+    """`data` (Python numbers or sequences, NumPy arrays or scalars) as a new NumPy array with tensor()'s dtype."""
+    if dtype is not None:
+        arr = np.array(data, dtype=_dtype_arg(dtype))
+    else:
+        arr = np.array(data)
+        if arr.dtype.kind == "f" and arr.dtype != float32 and not isinstance(data, (np.ndarray, np.generic)) \
+                and not _has_numpy_values(data):
+            arr = arr.astype(float32)             # Python floats: the default float dtype
+    if arr.dtype.kind not in _KINDS:
+        raise TypeError(f"data: unsupported element type {arr.dtype} (expected numbers or booleans)")
+    return arr
+
+
+def _on_gpu(data):
+    return hasattr(data, "__cuda_array_interface__") or (hasattr(data, "__dlpack_device__")
+                                                         and not isinstance(data, np.ndarray)
+                                                         and data.__dlpack_device__()[0] == 2)   # kDLCUDA
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new tensor holding a copy of `data` (numbers, nested sequences, a NumPy or CuPy array, a Tensor).
+    `dtype`: see the module's rules. `device` defaults to where the data is: the CPU for NumPy and Python data,
+    "cuda" for a CuPy array (or anything with __cuda_array_interface__ or a CUDA DLPack)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    src = device_of(data) if isinstance(data, np.ndarray) or _on_gpu(data) else "cpu"
+    device = check_device(device if device is not None else src)
+    if src == "cuda" and not isinstance(data, np.ndarray):
+        import cupy
+        arr = cupy.asarray(data) if not hasattr(data, "__dlpack__") or hasattr(data, "__cuda_array_interface__") \
+            else cupy.from_dlpack(data)
+        arr = arr.astype(_dtype_arg(dtype)) if dtype is not None else arr.copy()
+        return Tensor(arr if device == "cuda" else to_device(arr, "cpu"), requires_grad=requires_grad)
+    if src == "cuda":                                         # the simulator's device arrays
+        arr = np.array(data, dtype=None if dtype is None else _dtype_arg(dtype), subok=False)
+        return Tensor(to_device(arr, device), requires_grad=requires_grad)
+    return Tensor(to_device(_host_array(data, dtype), device), requires_grad=requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like `tensor`, but shares memory with `data` when its dtype and device already fit (torch.as_tensor)."""
+    if isinstance(data, Tensor):
+        t = data
+    elif isinstance(data, np.ndarray) and device_of(data) == "cpu" and data.dtype.kind in _KINDS:
+        t = Tensor(data)
+    elif _on_gpu(data) and not isinstance(data, np.ndarray) and hasattr(data, "__cuda_array_interface__"):
+        import cupy
+        t = Tensor(cupy.asarray(data))
+    else:
+        return tensor(data, dtype=dtype, device=device)
+    return t.to(device=device, dtype=dtype) if device is not None or dtype is not None else t
+
+
+def from_numpy(ndarray):
+    """A CPU tensor sharing memory with the NumPy array (its dtype kept): writes to either show in both."""
+    if not isinstance(ndarray, np.ndarray) or device_of(ndarray) != "cpu":
+        raise TypeError(f"ndarray: expected a NumPy array, got {type(ndarray).__name__}")
+    if ndarray.dtype.kind not in _KINDS:
+        raise TypeError(f"ndarray: unsupported dtype {ndarray.dtype} (expected numbers or booleans)")
+    return Tensor(ndarray)
+
+
+_DLPACK_CPU, _DLPACK_CUDA, _DLPACK_CUDA_HOST, _DLPACK_CUDA_MANAGED = 1, 2, 3, 13
+
+
+def from_dlpack(ext_tensor):
+    """A tensor sharing memory with any DLPack producer: a PyTorch tensor, a CuPy, JAX or NumPy array, or an
+    engine Tensor. CPU memory becomes a "cpu" tensor (via NumPy), CUDA memory a "cuda" one (via CuPy). No copy;
+    the dtype is kept. A read-only producer (a JAX array) gives a tensor that in-place ops refuse to write."""
+    if isinstance(ext_tensor, Tensor):
+        return Tensor(ext_tensor.data)
+    if not hasattr(ext_tensor, "__dlpack__") or not hasattr(ext_tensor, "__dlpack_device__"):
+        raise TypeError(f"ext_tensor: expected an object with __dlpack__ and __dlpack_device__ (a PyTorch, CuPy, "
+                        f"JAX or NumPy array), got {type(ext_tensor).__name__}")
+    kind = int(ext_tensor.__dlpack_device__()[0])
+    if kind in (_DLPACK_CPU, _DLPACK_CUDA_HOST):
+        arr = np.from_dlpack(ext_tensor)
+    elif kind in (_DLPACK_CUDA, _DLPACK_CUDA_MANAGED):
+        check_device("cuda")
+        import cupy
+        arr = cupy.from_dlpack(ext_tensor)
+    else:
+        raise ValueError(f"ext_tensor: its memory is on DLPack device type {kind}; the engine takes CPU (1) and "
+                         f"CUDA (2) memory")
+    if arr.dtype.kind not in _KINDS:
+        raise TypeError(f"ext_tensor: unsupported dtype {arr.dtype}")
+    return Tensor(arr)
+
+
+# ---- factories ----------------------------------------------------------------------------------------------
+def _shape(shape):
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    for n in shape:
+        if not isinstance(n, numbers.Integral) or isinstance(n, bool):
+            raise TypeError(f"size: expected ints, got {shape!r}")
+        if n < 0:
+            raise ValueError(f"size: every dim must be non-negative, got {tuple(shape)}")
+    return tuple(int(n) for n in shape)
+
+
+def _factory(fn):
+    def make(*size, dtype=float32, device="cpu", requires_grad=False):
+        device = check_device(device)
+        return Tensor(to_device(fn(_shape(size), dtype=_dtype_arg(dtype)), device), requires_grad=requires_grad)
+    make.__name__ = fn.__name__
+    return make
+
+
+zeros, ones, empty = _factory(np.zeros), _factory(np.ones), _factory(np.empty)
+
+
+def _like(fn):
+    def make(input, dtype=None, device=None, requires_grad=False):
+        arr = fn(input.data, dtype=None if dtype is None else _dtype_arg(dtype))
+        t = Tensor(arr, requires_grad=requires_grad)
+        return t if device is None else t.to(device)
+    make.__name__ = fn.__name__
+    return make
+
+
+def _array_module_fn(name):
+    def fn(a, dtype=None):
+        from .backend import array_module
+        return getattr(array_module(a), name)(a, dtype=dtype)
+    fn.__name__ = name
+    return fn
+
+
+zeros_like, ones_like, empty_like = (_like(_array_module_fn(n)) for n in ("zeros_like", "ones_like", "empty_like"))
+
+
+def arange(*args, dtype=None, device="cpu", requires_grad=False):
+    """arange(end), arange(start, end[, step]): int64 for int arguments, float32 when any is a float."""
+    a = np.arange(*args)
+    if dtype is None and a.dtype.kind == "f":
+        a = a.astype(float32)
+    return tensor(a, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+# ---- randomness ---------------------------------------------------------------------------------------------
+# One process-wide generator, as PyTorch's default: concurrent threads drawing from it interleave (NumPy's
+# generators lock, so draws never collide); give each thread its own `generator=` for repeatable runs.
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed):
+    """Seed the engine's global generator (initialization, dropout, shuffling, randn)."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+    return _rng
+
+
+def default_generator():
+    return _rng
+
+
+def randn(*size, dtype=float32, device="cpu", requires_grad=False, generator=None):
+    g = generator or _rng
+    return Tensor(to_device(g.standard_normal(_shape(size)).astype(_dtype_arg(dtype)), check_device(device)),
+                  requires_grad=requires_grad)
+
+
+def rand(*size, dtype=float32, device="cpu", requires_grad=False, generator=None):
+    g = generator or _rng
+    return Tensor(to_device(g.random(_shape(size)).astype(_dtype_arg(dtype)), check_device(device)),
+                  requires_grad=requires_grad)
