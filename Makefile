@@ -4,15 +4,22 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # A fresh kernel cache per run: cache=True does not notice changes in helpers imported from other files.
+# (Outside `make test` the kernels cache under ~/.cache/numba-engine/kernels-<hash of kernels/**/*.py>.)
 TEST_CACHE := $(CURDIR)/.numba_cache/test
+# pytest-benchmark: where `make bench-save` keeps runs, and the slowdown that fails `make bench-compare`
+# (the minimum of each benchmark's rounds, the steadiest figure on a shared machine)
+BENCH_STORE := .benchmarks
+BENCH_FAIL  ?= min:25%
+BENCH_ENV   := env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE
+PYBENCH     := $(BENCH_ENV) $(PY) -m pytest bench/ --benchmark-only --benchmark-storage=$(BENCH_STORE)
 
-.PHONY: venv test test-fast bench verify gpu-check clean
+.PHONY: venv test test-fast bench bench-save bench-compare verify gpu-check clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade pip 'setuptools>=77'
 	$(PY) -m pip install -q -e '.[dev]'
 	# PyTorch is an optional peer for benchmarks only; a local CPU build is taken when present.
 	-$(PY) -m pip install -q 'torch==2.13.0' 2>/dev/null || echo "torch not installed: benchmarks run without it"
@@ -29,7 +36,15 @@ test: venv
 	$(PY) -m kernels.ptxcheck $(TEST_CACHE)/cuda-launches.json --ptxas
 
 bench: venv
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m bench
+	$(BENCH_ENV) $(PY) -m bench
+
+# Regression tracking: save a run of the pytest-benchmark cases, later compare the working tree against the
+# last saved run (fails when a benchmark's minimum is BENCH_FAIL slower; BENCH_FAIL=min:40% loosens it).
+bench-save: venv
+	$(PYBENCH) --benchmark-autosave
+
+bench-compare: venv
+	$(PYBENCH) --benchmark-compare --benchmark-compare-fail=$(BENCH_FAIL)
 
 # On a machine with an NVIDIA GPU, CuPy and numba-cuda: the CUDA tests and a quick GPU benchmark, results in OUT.
 gpu-check:

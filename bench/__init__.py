@@ -9,9 +9,11 @@
   activation.py embedding.py linear.py optim.py conv.py pool.py norm.py softmax.py attention.py rnn.py
                 one op family each: its checks and its cases
   models.py     end-to-end training steps (LeNet, a small ResNet, a transformer encoder block)
-  test_benchmarks.py   the same cases under pytest-benchmark
+  test_benchmarks.py   the same CPU cases under pytest-benchmark (engine vs PyTorch per op, pass and shape);
+  conftest.py          its options (--bench-quick, --bench-numpy, ...), default columns and closing summary
 
 A new backend `kernels.cuda` (same names as kernels.cpu) is picked up by verify when it imports and a device
 (or, with --cuda-sim, the simulator) is there. Importing this package imports nothing heavy: the CLI sets
-the thread and Numba environment before numpy, numba and torch load.
+the thread and Numba environment before numpy, numba and torch load. A development tool run from a checkout:
+it is not part of the installed package, and writes its results under the current folder.
 """

@@ -1,20 +1,21 @@
-"""`python -m bench [all|verify|run] [options]`: verify the kernels, then benchmark them against their peers.
+"""`python -m bench [all|verify|run] [options]`: check every kernel against its reference, then time it against PyTorch.
 
+examples:
   python -m bench                       verify (float32 + float64), then benchmark at the standard shapes
   python -m bench verify                only the kernel checks; exit status 1 if any fails
-  python -m bench run --ops conv2d,softmax --dtype float32 --device cpu --out DIR
+  python -m bench run --ops conv2d,softmax --dtype float32
   python -m bench --quick               small shapes, few repeats (what `make test` runs)
   python -m bench --list                the ops and families it knows
 
 --ops takes op names (conv2d, max_pool2d, ...) or families (conv, pool, norm, softmax, loss, attention,
 linear, optim, models, activation, embedding, rnn). The exit status is 1 when a check fails, a case raises,
-or a family module does not import. Results go to bench/results/ (git-ignored): bench_<mode>_<time>.json
-with every figure, and .png with the ratios against each peer.
+or a family module does not import. Results go to ./bench-results/ (or --out): bench_<mode>_<time>.json
+with every figure, and a .png of the speed ratios against each peer.
 
 Threads: Numba, PyTorch and the BLAS under NumPy get the same count (--threads, default all cores), and
-run one at a time. Idle OpenMP and OpenBLAS workers are told to sleep rather than spin (see PASSIVE below;
---spin keeps the libraries' defaults). The start-up thread probe reports how much each library slows down
-when run right after the others.
+run one at a time. Idle OpenMP and OpenBLAS worker threads are told to sleep rather than spin, so that one
+library's idle workers do not hold the cores the next one needs (--spin keeps the libraries' defaults).
+At start-up a short probe reports how much each library slows down when run right after the others.
 """
 import argparse
 import os
@@ -22,28 +23,32 @@ import sys
 import tempfile
 import time
 
-DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+DEFAULT_OUT = "bench-results"          # under the current folder, never inside the package
 
 
 def parse(argv):
-    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("command", nargs="?", default="all", choices=["all", "verify", "run"])
+    head, _, rest = __doc__.partition("\n\n")
+    what = head.split(": ", 1)[1]
+    ap = argparse.ArgumentParser(prog="python -m bench", description=what[:1].upper() + what[1:],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=rest)
+    ap.add_argument("command", nargs="?", default="all", choices=["all", "verify", "run"],
+                    help="all: verify, then benchmark (default); verify: only check the kernels against their "
+                         "references; run: only the benchmark")
     ap.add_argument("--ops", default="", help="comma-separated ops or families (default: all)")
     ap.add_argument("--quick", action="store_true", help="small shapes and few repeats")
-    ap.add_argument("--gpu-set", action="store_true", help="only the CUDA issue's GPU shapes (full size) and the "
-                                                           "per-op overhead cases; with --device cuda")
+    ap.add_argument("--gpu-set", action="store_true", help="with --device cuda: only the large GPU shapes "
+                                                           "(see --list) and the per-op overhead cases")
     ap.add_argument("--dtype", default="", help="float32, float64 or both, comma-separated (default: benchmark "
                                                 "float32; verify both, float32 only with --quick)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "all"], help="where to benchmark")
-    ap.add_argument("--out", default=DEFAULT_OUT, help="folder for the JSON and PNG (default bench/results)")
+    ap.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the JSON and PNG (default ./{DEFAULT_OUT})")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for Numba, PyTorch and BLAS alike")
     ap.add_argument("--cuda-sim", action="store_true", help="also verify kernels.cuda under the CUDA simulator")
     ap.add_argument("--cold", action="store_true", help="a fresh NUMBA_CACHE_DIR, so first calls show true compile time")
     ap.add_argument("--gap", type=float, default=0.0, help="seconds to sleep between timed samples")
     ap.add_argument("--spin", action="store_true", help="keep OpenMP's and OpenBLAS's default spin-waiting threads")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars; print each result as it comes")
     ap.add_argument("--list", action="store_true", help="list the ops and cases, then exit")
     return ap.parse_args(argv)
 

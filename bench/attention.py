@@ -90,8 +90,10 @@ for _causal in (False, True):
     bench_case("sdpa", "attention", f"B8 H8 L512 d64{' causal' if _causal else ''}",
                {"B": 8, "H": 8, "L": 512, "d": 64, "causal": _causal},
                {"B": 2, "H": 2, "L": 64, "d": 32, "causal": _causal},
+               quick_label=f"B2 H2 L64 d32{' causal' if _causal else ''}",
                engine_op="scaled_dot_product_attention")(_sdpa_case)
     bench_case("sdpa", "attention", f"B16 H16 L2048 d64{' causal' if _causal else ''}",
                {"B": 16, "H": 16, "L": 2048, "d": 64, "causal": _causal},
                {"B": 2, "H": 2, "L": 256, "d": 64, "causal": _causal},
+               quick_label=f"B2 H2 L256 d64{' causal' if _causal else ''}",
                engine_op="scaled_dot_product_attention", devices=("cuda",), gpu_set=True)(_sdpa_case)

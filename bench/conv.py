@@ -76,9 +76,12 @@ def _conv_case(ctx, p):
 
 
 bench_case("conv2d", "conv", "N32 C64 32x32 K64 3x3 p1", {"x": (32, 64, 32, 32), "K": 64, "k": 3, "pad": 1},
-           {"x": (2, 8, 16, 16), "K": 8, "k": 3, "pad": 1}, engine_op="conv2d", gpu_set=True)(_conv_case)
+           {"x": (2, 8, 16, 16), "K": 8, "k": 3, "pad": 1}, engine_op="conv2d", gpu_set=True,
+           quick_label="N2 C8 16x16 K8 3x3 p1")(_conv_case)
 bench_case("conv2d", "conv", "N128 C128 56x56 K128 3x3 p1", {"x": (128, 128, 56, 56), "K": 128, "k": 3, "pad": 1},
-           {"x": (2, 16, 14, 14), "K": 16, "k": 3, "pad": 1}, engine_op="conv2d", devices=("cuda",), gpu_set=True)(
+           {"x": (2, 16, 14, 14), "K": 16, "k": 3, "pad": 1}, engine_op="conv2d", devices=("cuda",), gpu_set=True,
+           quick_label="N2 C16 14x14 K16 3x3 p1")(
     _conv_case)
 bench_case("conv2d", "conv", "N256 C1 28x28 K6 5x5 p2", {"x": (256, 1, 28, 28), "K": 6, "k": 5, "pad": 2},
-           {"x": (8, 1, 28, 28), "K": 6, "k": 5, "pad": 2}, engine_op="conv2d")(_conv_case)
+           {"x": (8, 1, 28, 28), "K": 6, "k": 5, "pad": 2}, engine_op="conv2d",
+           quick_label="N8 C1 28x28 K6 5x5 p2")(_conv_case)

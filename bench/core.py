@@ -83,20 +83,32 @@ class Case:
     build: Callable
     engine_op: str = None                     # name in engine.functional the case needs (None: no check)
     devices: tuple = ("cpu", "cuda")          # where the case runs (the GPU-sized cases: cuda only)
-    gpu_set: bool = False                     # one of the GPU shapes of the CUDA issue (--gpu-set runs these)
+    gpu_set: bool = False                     # one of the GPU shapes judged on a GPU (--gpu-set runs these)
+    quick_label: str = None                   # the label of the quick shape (None: made from the params)
 
     @property
     def name(self):
         return f"{self.op} {self.label}"
 
+    def label_for(self, quick):
+        """The label of the shape timed: `label` at full size, else `quick_label` or one made from `quick`."""
+        if not quick:
+            return self.label
+        if self.quick_label:
+            return self.quick_label
+        return " ".join(("x".join(map(str, v)) if isinstance(v, tuple) else k if v is True else f"{k}={v}")
+                        for k, v in self.quick.items() if v is not False)
+
 
 CASES = []
 
 
-def bench_case(op, family, label, params, quick, engine_op=None, devices=("cpu", "cuda"), gpu_set=False):
-    """Decorator registering `build(ctx, params) -> Impls` as a timed case."""
+def bench_case(op, family, label, params, quick, engine_op=None, devices=("cpu", "cuda"), gpu_set=False,
+               quick_label=None):
+    """Decorator registering `build(ctx, params) -> Impls` as a timed case; `label` names the shape `params`
+    gives, `quick_label` the one `quick` gives."""
     def wrap(build):
-        CASES.append(Case(op, family, label, params, quick, build, engine_op, tuple(devices), gpu_set))
+        CASES.append(Case(op, family, label, params, quick, build, engine_op, tuple(devices), gpu_set, quick_label))
         return build
     return wrap
 

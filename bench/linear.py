@@ -27,7 +27,8 @@ verify_op(op="linear", family="linear", kernels=("linear_fwd", "linear_bwd"),
 
 
 @bench_case("linear", "linear", "M4096 K1024 N1024 +bias", {"M": 4096, "K": 1024, "N": 1024},
-            {"M": 64, "K": 128, "N": 96}, engine_op="linear")
+            {"M": 64, "K": 128, "N": 96}, engine_op="linear",
+            quick_label="M64 K128 N96 +bias")
 def linear_case(ctx, p):
     M, K, N = p["M"], p["K"], p["N"]
     x, w, b = ctx.randn(M, K), ctx.randn(N, K, scale=K ** -0.5), ctx.randn(N)

@@ -61,7 +61,7 @@ def describe(threads):
         "host": platform.node(), "platform": platform.platform(), "cpu": _cpu_model(), "cores": os.cpu_count(),
         "memory_bytes": mem, "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "versions": vers, "threads": threads, "blas": blas,
-        "numba_cache_dir": os.environ.get("NUMBA_CACHE_DIR") or "(next to the sources)",
+        "numba_cache_dir": os.environ.get("NUMBA_CACHE_DIR") or "(Numba's default)",
         "git": {"commit": _git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None,
                 "changed_files": len(status.splitlines()) if status else 0},
         "argv": sys.argv,

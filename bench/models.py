@@ -138,19 +138,21 @@ def _sgd(optim, params):
 
 
 @bench_case("lenet", "models", "train step, batch 256, 1x28x28", {"batch": 256}, {"batch": 8},
+            quick_label="train step, batch 8, 1x28x28",
             engine_op=("conv2d", "avg_pool2d", "cross_entropy"))
 def lenet_case(ctx, p):
     return _model_case(ctx, lenet, _images((1, 28, 28)), p["batch"], _sgd)
 
 
 @bench_case("resnet", "models", "train step, batch 64, 3x32x32, 2 stages", {"batch": 64}, {"batch": 4},
+            quick_label="train step, batch 4, 3x32x32, 2 stages",
             engine_op=("conv2d", "batch_norm", "max_pool2d", "adaptive_avg_pool2d", "cross_entropy"))
 def resnet_case(ctx, p):
     return _model_case(ctx, resnet, _images((3, 32, 32)), p["batch"], _sgd)
 
 
 @bench_case("transformer", "models", "train step, B32 L128 d128 4 heads", {"B": 32, "L": 128, "d": 128, "heads": 4},
-            {"B": 2, "L": 16, "d": 32, "heads": 2},
+            {"B": 2, "L": 16, "d": 32, "heads": 2}, quick_label="train step, B2 L16 d32 2 heads",
             engine_op=("scaled_dot_product_attention", "layer_norm", "cross_entropy"))
 def transformer_case(ctx, p):
     vocab, L = 1000, p["L"]

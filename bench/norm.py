@@ -70,9 +70,9 @@ verify_op(op="layer_norm", family="norm", kernels=("layer_norm_fwd", "layer_norm
 
 
 @bench_case("batch_norm", "norm", "train N128 C128 56x56", {"shape": (128, 128, 56, 56)}, {"shape": (4, 8, 8, 8)},
-            engine_op="batch_norm", devices=("cuda",), gpu_set=True)
+            engine_op="batch_norm", devices=("cuda",), gpu_set=True, quick_label="train N4 C8 8x8")
 @bench_case("batch_norm", "norm", "train N32 C64 32x32", {"shape": (32, 64, 32, 32)}, {"shape": (4, 8, 8, 8)},
-            engine_op="batch_norm")
+            engine_op="batch_norm", quick_label="train N4 C8 8x8")
 def batch_norm_case(ctx, p):
     import engine
     import engine.functional as F
@@ -97,7 +97,7 @@ def batch_norm_case(ctx, p):
 
 
 @bench_case("layer_norm", "overhead", "1x8 (per-op overhead)", {"shape": (1, 8)}, {"shape": (1, 8)},
-            engine_op="layer_norm", gpu_set=True)
+            engine_op="layer_norm", gpu_set=True, quick_label="1x8 (per-op overhead)")
 @bench_case("layer_norm", "norm", "16384x1024", {"shape": (16384, 1024)}, {"shape": (128, 1024)}, engine_op="layer_norm",
             devices=("cuda",), gpu_set=True)
 @bench_case("layer_norm", "norm", "4096x1024", {"shape": (4096, 1024)}, {"shape": (64, 96)}, engine_op="layer_norm")

@@ -70,7 +70,8 @@ def _opt_case(ctx, n, make_engine, make_torch, ref_step, words):
     return Impls(passes, bytes={"step": words * n * ctx.dtype.itemsize}, bound="bytes")
 
 
-@bench_case("sgd_step", "optim", "n=4M momentum 0.9 wd 1e-4", {"n": 1 << 22}, {"n": 1 << 14})
+@bench_case("sgd_step", "optim", "n=4M momentum 0.9 wd 1e-4", {"n": 1 << 22}, {"n": 1 << 14},
+            quick_label="n=16K momentum 0.9 wd 1e-4")
 def sgd_case(ctx, p):
     from engine import optim
     kw = dict(lr=1e-3, momentum=0.9, weight_decay=1e-4)
@@ -84,7 +85,7 @@ def sgd_case(ctx, p):
                      ref_step, words=5)                        # read p, g, buf; write p, buf
 
 
-@bench_case("adamw_step", "optim", "n=4M wd 1e-2", {"n": 1 << 22}, {"n": 1 << 14})
+@bench_case("adamw_step", "optim", "n=4M wd 1e-2", {"n": 1 << 22}, {"n": 1 << 14}, quick_label="n=16K wd 1e-2")
 def adamw_case(ctx, p):
     from engine import optim
     torch = ctx.torch

@@ -70,9 +70,9 @@ verify_op(op="adaptive_avg_pool2d", family="pool", kernels=("adaptive_avg_pool2d
 
 
 @bench_case("max_pool2d", "pool", "2x2 s2 on 128x128x56x56", {"shape": (128, 128, 56, 56)}, {"shape": (4, 8, 16, 16)},
-            engine_op="max_pool2d", devices=("cuda",), gpu_set=True)
+            engine_op="max_pool2d", devices=("cuda",), gpu_set=True, quick_label="2x2 s2 on 4x8x16x16")
 @bench_case("max_pool2d", "pool", "2x2 s2 on 32x64x32x32", {"shape": (32, 64, 32, 32)}, {"shape": (4, 8, 16, 16)},
-            engine_op="max_pool2d")
+            engine_op="max_pool2d", quick_label="2x2 s2 on 4x8x16x16")
 def max_pool_case(ctx, p):
     import engine.functional as F
     x = ctx.randn(*p["shape"])
@@ -88,7 +88,7 @@ def max_pool_case(ctx, p):
 
 
 @bench_case("avg_pool2d", "pool", "3x3 s1 p1 on 32x64x32x32", {"shape": (32, 64, 32, 32)}, {"shape": (4, 8, 16, 16)},
-            engine_op="avg_pool2d")
+            engine_op="avg_pool2d", quick_label="3x3 s1 p1 on 4x8x16x16")
 def avg_pool_case(ctx, p):
     import engine.functional as F
     x = ctx.randn(*p["shape"])

@@ -3,9 +3,9 @@
 What is timed, per pass:
   fwd  engine: F.<op>(...) under engine.no_grad(); torch: torch.nn.functional.<op> under torch.no_grad();
        numpy: the float64 reference's <op>_fwd (kernels.reference), given the same dtype inputs.
-  bwd  engine: y.backward(dout) on a graph built once, the inputs' .grad reset to None before each call:
-       the tape walk plus the op's backward kernel plus the leaf gradients' bookkeeping. torch: the same
-       with y.backward(dout, retain_graph=True) (autograd's engine, same inputs requiring grad, same dout).
+  bwd  engine: y.backward(dout, retain_graph=True) on a graph built once, the inputs' .grad reset to None
+       before each call: the tape walk plus the op's backward kernel plus the leaf gradients' bookkeeping.
+       torch: the same (autograd's engine, same inputs requiring grad, same dout).
        numpy: the reference's <op>_bwd on the reference forward's saved values.
   step (models) one training step: zero_grad, forward, loss, backward, optimizer step.
 Ratios are peer time / engine time of the medians: > 1 means the engine is faster.
@@ -73,7 +73,7 @@ class Ctx:
         def bwd():
             for t in leaves:
                 t.grad = None
-            y.backward(dout)
+            y.backward(dout, retain_graph=True)
         return fwd, bwd, y
 
     # ---- PyTorch ----
@@ -146,8 +146,7 @@ def run_case(case, dtype, device, quick, limits, seed=0, gap_s=0.0):
     """Rows (one per pass) for one case."""
     import engine.functional as F
     params = case.quick if quick else case.params
-    label = case.label if not quick else "quick " + " ".join(
-        f"{k}={'x'.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in params.items())
+    label = case.label_for(quick)
     base = dict(op=case.op, family=case.family, label=label, params=params, dtype=str(np.dtype(dtype)),
                 device=device)
     need = (case.engine_op,) if isinstance(case.engine_op, str) else (case.engine_op or ())

@@ -115,17 +115,18 @@ def _rows_case(name):
 
 
 for _name in ("softmax", "log_softmax"):
-    bench_case(_name, "softmax", "4096x1024", {"shape": (4096, 1024)}, {"shape": (64, 100)}, engine_op=_name)(
+    bench_case(_name, "softmax", "4096x1024", {"shape": (4096, 1024)}, {"shape": (64, 100)}, engine_op=_name,
+               quick_label="64x100")(
         _rows_case(_name))
 bench_case("softmax", "softmax", "16384x1024", {"shape": (16384, 1024)}, {"shape": (128, 1024)}, engine_op="softmax",
            devices=("cuda",), gpu_set=True)(_rows_case("softmax"))
 # the engine's cost per op where the work is nothing: Python, the tape, allocation and the kernel launch
 bench_case("softmax", "overhead", "1x8 (per-op overhead)", {"shape": (1, 8)}, {"shape": (1, 8)}, engine_op="softmax",
-           gpu_set=True)(_rows_case("softmax"))
+           gpu_set=True, quick_label="1x8 (per-op overhead)")(_rows_case("softmax"))
 
 
 @bench_case("cross_entropy", "softmax", "4096x1024 mean", {"shape": (4096, 1024)}, {"shape": (64, 100)},
-            engine_op="cross_entropy")
+            engine_op="cross_entropy", quick_label="64x100 mean")
 def cross_entropy_case(ctx, p):
     import engine
     import engine.functional as F

@@ -1,18 +1,20 @@
-"""The registered cases under pytest-benchmark: `pytest bench/ --benchmark-only [--bench-quick]`.
+"""The CPU cases under pytest-benchmark: `pytest bench/ --benchmark-only [--bench-quick] [--bench-numpy]`.
 
-One test per case x pass x implementation, grouped per case and pass, so pytest-benchmark's table puts the
-engine beside the NumPy reference and PyTorch. Same callables as `python -m bench` (bench/runner.py says what
-each pass times); pytest-benchmark does the rounds, one implementation after another (not interleaved).
+One test per case x pass x implementation, grouped per op, pass and the shape timed, so that each group
+puts the engine beside PyTorch (and, with --bench-numpy, the float64 NumPy reference). The callables are
+those of `python -m bench` (bench/runner.py says what each pass times); each is called twice untimed first
+(compilation, first touch), then pytest-benchmark calibrates and times it, one implementation after the
+other. Saved runs and comparisons: `make bench-save` / `make bench-compare` (README, "Benchmarks").
 """
 import os
+import re
 
 import numpy as np
 import pytest
 
-from bench import core, runner
+from bench import conftest, core, runner
 
 core.load_all()
-IMPLS = ("engine", "numpy", "torch")
 _BUILT = {}
 
 
@@ -20,9 +22,19 @@ def _passes(case):
     return ("step",) if case.family in ("models", "optim") else ("fwd", "bwd")
 
 
-PARAMS = [pytest.param(case, p, impl, id=f"{case.op}[{case.label}]-{p}-{impl}")
-          for case in core.CASES for p in _passes(case) for impl in IMPLS
-          if not (case.family == "models" and impl == "numpy")]          # models: engine vs PyTorch only
+def _slug(label):
+    return re.sub(r"[^A-Za-z0-9.+]+", "_", label).strip("_")
+
+
+def pytest_generate_tests(metafunc):
+    if "case" not in metafunc.fixturenames:
+        return
+    quick = metafunc.config.getoption("--bench-quick")
+    impls = ("engine", "torch") + (("numpy",) if metafunc.config.getoption("--bench-numpy") else ())
+    params = [pytest.param(case, p, impl, id=f"{case.op}-{_slug(case.label_for(quick))}-{p}-{impl}")
+              for case in core.CASES if "cpu" in case.devices for p in _passes(case) for impl in impls
+              if not (case.family == "models" and impl == "numpy")]     # models: engine vs PyTorch only
+    metafunc.parametrize("case,pname,impl", params)
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +53,6 @@ def _impls(case, quick, dtype):
     return _BUILT[key]
 
 
-@pytest.mark.parametrize("case,pname,impl", PARAMS)
 def test_case(benchmark, bench_opts, case, pname, impl):
     quick, dtype = bench_opts
     import engine.functional as F
@@ -52,7 +63,12 @@ def test_case(benchmark, bench_opts, case, pname, impl):
     fn = _impls(case, quick, dtype).passes.get(pname, {}).get(impl)
     if fn is None:
         pytest.skip(f"no {impl} implementation of {case.op} {pname}")
-    benchmark.group = f"{case.op} [{case.label}] {pname} {np.dtype(dtype).name}"
-    benchmark.extra_info.update(op=case.op, family=case.family, label=case.label, pass_=pname, impl=impl)
-    rounds = (3 if impl == "numpy" else 10) if not quick else 3
-    benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1, iterations=1)
+    shape = case.label_for(quick)
+    benchmark.group = f"{case.op} {pname} [{shape}] {np.dtype(dtype).name}"
+    benchmark.extra_info.update(op=case.op, family=case.family, shape=shape, pass_=pname, impl=impl)
+    fn()                                               # compile and first touch, untimed
+    fn()
+    benchmark(fn)
+    if benchmark.stats is not None:                   # None under --benchmark-disable
+        st = benchmark.stats.stats
+        conftest.RESULTS.append((case.op, shape, pname, np.dtype(dtype).name, impl, st.min, st.median))

@@ -111,3 +111,57 @@ def test_compare_handles_nonfinite_and_integer_outputs():
     assert compare(np.array([1, 2], np.int32), np.array([1, 3], np.int32), f32) == np.inf
     assert compare(np.ones(3), np.ones(4), f32) == np.inf
     assert 0.4 < compare(np.array([1.0 + 1e-4]), np.array([1.0]), f32) < 0.6     # tolerance 2e-4 + 2e-5
+
+
+def test_help_says_each_thing_once_and_documents_the_command():
+    proc = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())                                   # argparse wraps to the terminal
+    assert out.count("then time it against PyTorch") == 1                 # the description, once
+    assert "PASSIVE" not in out and "issue" not in out.lower()            # no internal jargon
+    assert "verify: only check the kernels" in out and "run: only the benchmark" in out
+
+
+def test_results_default_to_a_folder_under_the_current_one(tmp_path, monkeypatch):
+    from bench.__main__ import parse
+    monkeypatch.chdir(tmp_path)
+    out = os.path.abspath(parse([]).out)
+    assert out.startswith(str(tmp_path) + os.sep) and "site-packages" not in out
+
+
+SLOWED_SOFTMAX = """
+import time
+
+def pytest_configure(config):          # the engine's softmax kernel made 20 ms slower, in this process only
+    import kernels.cpu as k
+    real = k.softmax_fwd
+    def slowed(*args, **kw):
+        time.sleep(0.02)
+        return real(*args, **kw)
+    k.softmax_fwd = slowed
+"""
+
+
+@pytest.mark.timeout(600)
+def test_bench_compare_fails_on_a_slowed_kernel(tmp_path):
+    """What `make bench-save` then `make bench-compare` do, on one quick case: a run saved, then the same case
+    with the kernel slowed ~100x compared against it must fail and name the case."""
+    (tmp_path / "slowed_softmax.py").write_text(SLOWED_SOFTMAX)
+    store = tmp_path / "store"
+    node = "bench/test_benchmarks.py::test_case[softmax-64x100-fwd-engine]"
+    base = [sys.executable, "-m", "pytest", node, "--bench-quick", "--benchmark-only", "-p", "no:cacheprovider",
+            f"--benchmark-storage={store}", "--benchmark-max-time=0.05", "--benchmark-min-rounds=5"]
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    saved = subprocess.run(base + ["--benchmark-autosave"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=280)
+    assert saved.returncode == 0, (saved.stdout + saved.stderr)[-4000:]
+    runs = list(store.rglob("*.json"))
+    assert len(runs) == 1 and "softmax-64x100-fwd-engine" in runs[0].read_text()
+    env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env.get("PYTHONPATH", "")
+    compared = subprocess.run(base + ["-p", "slowed_softmax", "--benchmark-compare",
+                                      "--benchmark-compare-fail=min:25%"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
+    out = compared.stdout + compared.stderr
+    assert compared.returncode != 0, out[-4000:]
+    assert "Performance has regressed" in out and "softmax-64x100-fwd-engine" in out, out[-4000:]

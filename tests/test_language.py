@@ -9,6 +9,7 @@ import pytest
 import engine
 import kernels.cpu
 import kernels.cpu.rnn as cpu_rnn
+from conftest import SEED, log_outcome
 from engine import optim
 from engine.models import language as L
 from engine.nn.rnn import GRU, RNN
@@ -83,12 +84,13 @@ def _trained(model, data, opt, epochs):
 
 @pytest.mark.parametrize("cls,lr", [(RNN, 1.0), (GRU, 4.0)])
 def test_recurrent_lm_learns(small, cls, lr):
-    engine.manual_seed(0)
+    engine.manual_seed(SEED)
     V = len(small.vocab)
     model = L.RNNLM(cls(V, 32), V)
     untrained = L.perplexity(model, *small.split(False))
     assert untrained > 24                                        # about V: it knows nothing yet
     val, train = _trained(model, small, optim.SGD(model.parameters(), lr=lr), 3)
+    log_outcome(f"lm_{cls.__name__}", untrained=untrained, val=val, train=train)
     assert val < 16 and train < 12, (val, train)                 # beats even the unigram model (about 17)
     text = L.predict(model, "it has", 10, small.vocab)
     assert text.startswith("it has") and len(text) == 16 and set(text) <= set(small.vocab.idx_to_token)
@@ -107,7 +109,7 @@ def test_rnnlm_forward_shapes_and_state(small):
 
 
 def test_transformer_lm_learns(small):
-    engine.manual_seed(0)
+    engine.manual_seed(SEED)
     V = len(small.vocab)
     model = L.TransformerLM(V, num_hiddens=32, ffn_num_hiddens=64, num_heads=2, num_blks=1, dropout=0.0)
     logits, _ = model(engine.tensor(small.X[:3]))
@@ -120,6 +122,7 @@ def test_transformer_lm_learns(small):
     np.testing.assert_allclose(l2.numpy()[:, :10], logits.numpy()[:, :10], rtol=1e-5, atol=1e-5)
     assert np.abs(l2.numpy()[:, 10:] - logits.numpy()[:, 10:]).max() > 1e-4
     val, train = _trained(model, small, optim.AdamW(model.parameters(), lr=3e-3), 3)
+    log_outcome("lm_transformer", val=val, train=train)
     assert val < 17 and train < 14, (val, train)
     text = L.predict(model, "it has", 10, small.vocab)
     assert text.startswith("it has") and len(text) == 16

@@ -1,9 +1,6 @@
 """The model zoo: each experiment learns on small data in seconds, and the runner writes its files."""
-import json
-
-import pytest
-
 import engine
+from conftest import SEED, log_outcome
 from engine import models
 from engine.models import Config, Run
 
@@ -12,10 +9,12 @@ def run_experiment(name, **overrides):
     exp = models.get(name)
     cfg = Config(exp.defaults)
     cfg.update(overrides)
-    cfg.update(device="cpu", seed=0)
-    engine.manual_seed(0)
+    cfg.update(device="cpu", seed=SEED)
+    engine.manual_seed(SEED)
     run = Run(name, cfg, quiet=True)
-    return exp.fn(cfg, run), run
+    summary = exp.fn(cfg, run)
+    log_outcome(name, **{k: v for k, v in summary.items() if isinstance(v, (int, float)) and v is not None})
+    return summary, run
 
 
 def test_linear_regression_recovers_the_parameters():
@@ -86,23 +85,3 @@ def test_optimization_paths_reach_the_minimum():
     s, run = run_experiment("optimization")
     assert s["convex_GD_dist_to_min"] < 1e-2
     assert set(run.figures) == {"convex", "nonconvex"}
-
-
-def test_runner_writes_json_and_pngs(tmp_path, capsys):
-    from engine.train import main
-    assert main(["optimization", "--epochs", "5", "--quiet", "--out", str(tmp_path)]) == 0
-    record = json.loads((tmp_path / "optimization.json").read_text())
-    assert record["config"]["epochs"] == 5 and "summary" in record and record["curves"]
-    assert (tmp_path / "optimization.png").stat().st_size > 0
-    assert (tmp_path / "optimization-convex.png").stat().st_size > 0
-    assert "wrote" in capsys.readouterr().out
-
-
-def test_runner_lists_models_and_rejects_unknown_ones(capsys):
-    from engine.train import main
-    assert main(["--list"]) == 0
-    out = capsys.readouterr().out
-    for name in ("linear-regression", "lenet", "nadaraya-watson", "optimization"):
-        assert name in out
-    with pytest.raises(SystemExit):
-        main(["no-such-model"])

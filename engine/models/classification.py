@@ -181,7 +181,7 @@ def resnet(channels=(16, 32)):
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c2, 10))
 
 
-@classifier("resnet", "a small ResNet (two residual stages) on the digits upsampled to 16x16", epochs=10, lr=0.05,
+@classifier("resnet", "a small ResNet (two residual stages) on the digits upsampled to 16x16", epochs=10, lr=0.01,
             batch_size=64, momentum=0.9, weight_decay=1e-4)
 def resnet_experiment(cfg, run):
     return train_classifier(resnet(), digits(16, seed=cfg.seed), cfg, run)
