@@ -53,6 +53,9 @@ _SIM_KERNELS = None
 
 def kernels_for(array):
     global _SIM_KERNELS
+    if isinstance(array, np.generic):          # a NumPy scalar (0-d arithmetic returns them) lives on the CPU
+        import kernels.cpu
+        return kernels.cpu
     if isinstance(array, np.ndarray):
         if isinstance(array, SimDeviceArray):
             if _SIM_KERNELS is None:

@@ -1,20 +1,44 @@
 """Optimizers, PyTorch's names and update rules; each step is one fused kernel per parameter."""
 import math
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
+from .autograd import bump_version
 from .backend import array_module, device_of, kernels_for, to_device
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "AdamW"]
 
 
+def check_hyper(name, v, lo=0.0, hi=math.inf, hi_open=False):
+    """A real hyper-parameter in [lo, hi] ([lo, hi) with hi_open), finite: TypeError / ValueError naming it."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {v!r}")
+    if not (math.isfinite(v) and lo <= v and (v < hi if hi_open else v <= hi)):
+        want = f"in [{lo}, {hi}{')' if hi_open else ']'}" if math.isfinite(hi) else f">= {lo}"
+        raise ValueError(f"{name}: expected a finite number {want}, got {v!r}")
+    return v
+
+
 class Optimizer:
-    """Holds parameter groups (lists of Parameters with their hyper-parameters) and per-parameter state."""
+    """Holds parameter groups (lists of Parameters with their hyper-parameters) and per-parameter state.
+
+    params: an iterable of Tensors, or of dicts (parameter groups, each with a 'params' entry and its own
+    hyper-parameters), as in PyTorch; a bare Tensor is refused (iterating it would yield its rows). Each
+    parameter must be a leaf tensor, in one group only and once (PyTorch only warns about a repeat within a
+    group: it would be stepped twice). A parameter that does not require grad is kept and skipped while it
+    has no gradient (freeze now, unfreeze later, as in PyTorch)."""
 
     def __init__(self, params, defaults):
-        params = list(params)
+        if isinstance(params, (Tensor, dict)):
+            raise TypeError(f"params: expected an iterable of Tensors or dicts, got a {type(params).__name__} "
+                            f"(pass [tensor] for one tensor)")
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(f"params: expected an iterable of Tensors or dicts, got {type(params).__name__}") from None
         if not params:
             raise ValueError("params: the optimizer got an empty parameter list")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
@@ -25,24 +49,39 @@ class Optimizer:
             self.add_param_group(g)
 
     def add_param_group(self, group):
+        if not isinstance(group, dict):
+            raise TypeError(f"params: a parameter group must be a dict, got {type(group).__name__}")
+        if "params" not in group:
+            raise ValueError(f"params: a parameter group needs a 'params' entry, got keys {sorted(group)}")
         group = dict(group)
         ps = group["params"]
+        if isinstance(ps, dict):
+            raise TypeError("params: a group's 'params' must be a Tensor or an iterable of Tensors, got a dict")
         group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        mine = set()
         for i, p in enumerate(group["params"]):
             if not isinstance(p, Tensor):
-                raise TypeError(f"params[{i}]: expected a Tensor, got {type(p).__name__}")
-            if not p.requires_grad:
-                raise ValueError(f"params[{i}]: the tensor does not require grad")
+                raise TypeError(f"params[{i}]: the optimizer can only optimize Tensors, got {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"params[{i}]: can't optimize a non-leaf Tensor (one computed by an op); "
+                                 f"optimize the leaf it came from, or .detach() it and set requires_grad")
+            if p.dtype.kind != "f":
+                raise TypeError(f"params[{i}]: only floating-point tensors can be optimized, got {p.dtype}")
+            if id(p) in seen:
+                raise ValueError(f"params[{i}]: some parameters appear in more than one parameter group")
+            if id(p) in mine:
+                raise ValueError(f"params[{i}]: the parameter appears twice in its group (it would be stepped "
+                                 f"twice)")
+            mine.add(id(p))
         for k, v in self.defaults.items():
             group.setdefault(k, v)
         self._check(group)
         self.param_groups.append(group)
 
     def _check(self, group):
-        for k in ("lr", "weight_decay"):
-            v = group[k]
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or v < 0 or not math.isfinite(v):
-                raise ValueError(f"{k}: expected a finite non-negative number, got {v!r}")
+        check_hyper("lr", group["lr"])
+        check_hyper("weight_decay", group["weight_decay"])
 
     def zero_grad(self, set_to_none=True):
         for g in self.param_groups:
@@ -51,6 +90,7 @@ class Optimizer:
                     p.grad = None
                 elif p.grad is not None:
                     p.grad.data[...] = 0
+                    bump_version(p.grad.data)
 
     def _params_with_grad(self):
         for g in self.param_groups:
@@ -76,6 +116,12 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
+        """Restore state_dict() output (hyper-parameters and per-parameter state) onto this optimizer's
+        parameters, matched by position."""
+        if not isinstance(state_dict, Mapping) or "state" not in state_dict or "param_groups" not in state_dict:
+            got = type(state_dict).__name__ if not isinstance(state_dict, Mapping) else f"keys {sorted(state_dict)}"
+            raise TypeError(f"state_dict: expected a dict with 'state' and 'param_groups' (an optimizer's "
+                            f"state_dict()), got {got}")
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
                 len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
@@ -99,10 +145,10 @@ class SGD(Optimizer):
     with momentum 0, one step is the book's w <- (1 - lr*wd) w - lr*grad."""
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        check_hyper("momentum", momentum)
+        check_hyper("dampening", dampening, lo=-math.inf)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov: Nesterov momentum needs momentum > 0 and dampening = 0")
-        if momentum < 0:
-            raise ValueError(f"momentum: expected a non-negative number, got {momentum!r}")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
                                       weight_decay=weight_decay))
 
@@ -116,16 +162,18 @@ class SGD(Optimizer):
                 buf = st["momentum_buffer"]
             kernels_for(p.data).sgd_step(p.data, p.grad.data, buf, g["lr"], g["momentum"], g["dampening"],
                                          g["nesterov"], g["weight_decay"], first)
+            bump_version(p.data)        # an in-place update: a graph that kept p raises at backward, as PyTorch
 
 
 class AdamW(Optimizer):
     """Adam with decoupled weight decay (Loshchilov & Hutter), as PyTorch's AdamW."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)):
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise ValueError(f"betas: expected two numbers in [0, 1), got {betas!r}")
-        if not eps >= 0:
-            raise ValueError(f"eps: expected a non-negative number, got {eps!r}")
+        for i, b in enumerate(betas):
+            check_hyper(f"betas[{i}]", b, hi=1.0, hi_open=True)
+        check_hyper("eps", eps)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     def step(self):
@@ -137,3 +185,4 @@ class AdamW(Optimizer):
             b1, b2 = g["betas"]
             kernels_for(p.data).adamw_step(p.data, p.grad.data, st["exp_avg"], st["exp_avg_sq"], g["lr"], b1, b2,
                                            g["eps"], g["weight_decay"], st["step"])
+            bump_version(p.data)

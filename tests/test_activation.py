@@ -87,6 +87,43 @@ def test_engine_ops_against_tape_and_torch(fn):
     np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("op", ["relu", "sigmoid", "tanh", "dropout"])
+def test_zero_dim_keeps_its_shape(op, dtype):
+    """Issue 9: a 0-d input gave shape (1,) and a backward that failed; kernels and op keep shape ()."""
+    x = np.array(1.5, dtype)
+    for k in (ref, cpu):
+        y = k.dropout_fwd(x, 3, 0.5)[0] if op == "dropout" else getattr(k, f"{op}_fwd")(x)
+        assert np.shape(y) == ()
+    t = engine.tensor(x, dtype=dtype, requires_grad=True)
+    y = getattr(F, op)(t)
+    y.backward()
+    assert y.shape == () and t.grad.shape == ()
+
+
+def test_relu_propagates_nan_and_its_gradient(dtype):
+    """Issue 9: relu(NaN) is NaN and the gradient passes there (PyTorch's threshold_backward); -0.0 stays."""
+    x = np.array([np.nan, -0.0, 0.0, 2.0, -2.0, np.inf, -np.inf], dtype)
+    want_y = np.array([np.nan, -0.0, 0.0, 2.0, 0.0, np.inf, 0.0])
+    want_g = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    for k in (ref, cpu):
+        y = k.relu_fwd(x)
+        np.testing.assert_array_equal(y, want_y)
+        assert np.signbit(y[1])
+        np.testing.assert_array_equal(k.relu_bwd(np.ones_like(x), y), want_g)
+
+
+def test_dropout_zeroes_dropped_nonfinite_values(dtype):
+    """A dropped element is exactly 0 even where x is inf or NaN (documented; PyTorch's product gives NaN),
+    in the reference and the kernel alike; kept ones stay inf / NaN."""
+    x = np.where(np.arange(64) % 2, np.inf, np.nan).astype(dtype)
+    for k in (ref, cpu):
+        y, mask = k.dropout_fwd(x, 5, 0.5)
+        assert 0 < mask.sum() < 64
+        assert np.all(y[~mask] == 0) and not np.isfinite(y[mask]).any()
+        dx = k.dropout_bwd(np.full_like(x, np.nan), mask, 0.5)
+        assert np.all(dx[~mask] == 0) and np.isnan(dx[mask]).all()
+
+
 def test_bad_input():
     with pytest.raises(TypeError, match="input"):
         F.relu(engine.tensor([1, 2]))

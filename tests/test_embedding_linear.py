@@ -68,11 +68,11 @@ def test_linear_gradients_and_torch():
 
 
 def test_linear_bad_input():
-    x = engine.tensor(np.ones((2, 5)))
+    x = engine.tensor(np.ones((2, 5)), dtype=np.float32)
     with pytest.raises(ValueError, match="input"):
-        F.linear(x, engine.tensor(np.ones((4, 3))))
+        F.linear(x, engine.tensor(np.ones((4, 3)), dtype=np.float32))
     with pytest.raises(ValueError, match="bias"):
-        F.linear(x, engine.tensor(np.ones((4, 5))), engine.tensor(np.ones(3)))
+        F.linear(x, engine.tensor(np.ones((4, 5)), dtype=np.float32), engine.tensor(np.ones(3), dtype=np.float32))
     with pytest.raises(TypeError, match="weight"):
         F.linear(x, engine.tensor(np.ones((4, 5)), dtype=np.float64))
     with pytest.raises(TypeError, match="input"):

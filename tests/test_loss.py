@@ -66,7 +66,7 @@ def test_cross_entropy_cpu_vs_reference(N, C, kind, eps, dtype):
     x = x.astype(dtype)
     loss, lse = cpu.cross_entropy_fwd(noncontig(x), t, eps, IGN)
     loss_r, lse_r = ref.cross_entropy_fwd(x, t, eps, IGN)
-    assert loss.shape == (N,) and lse.shape == (N,)
+    assert loss.shape == (N,) and lse.shape == (N, 2)
     keep = t != IGN
     assert_close(loss, loss_r, dtype)
     assert_close(lse[keep], lse_r[keep], dtype)
@@ -76,6 +76,28 @@ def test_cross_entropy_cpu_vs_reference(N, C, kind, eps, dtype):
     assert dx.dtype == dtype
     assert_close(dx, ref.cross_entropy_bwd(g, x, t, lse_r, eps, IGN), dtype, scale=4)
     assert (dx[~keep] == 0).all()
+
+
+@pytest.mark.parametrize("big", [3e38, 1e20, 1e300])
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_cross_entropy_keeps_log_sum_exp_for_huge_logits(big, eps, dtype):
+    """Issue 9: four equal logits give log 4 and two tied maxima half the gradient each, however large the
+    logits (a float64 lse = m + log s loses log s past |m| ~ 1e16). Both backends and the reference."""
+    if big > np.finfo(dtype).max:
+        pytest.skip("not representable")
+    x = np.array([[big] * 4, [big, big, -big, 0.0]], dtype)
+    t = np.array([0, 0])
+    p = np.array([[0.25] * 4, [0.5, 0.5, 0.0, 0.0]])                 # softmax of each row
+    want_dx = p - eps / 4 - (1 - eps) * np.eye(4)[t]
+    # label smoothing adds eps / C * sum_c(-log p_c) = eps / C * (C log s + sum_c(m - x_c)): here 3 big; the
+    # kernels form m - x_c in the input's dtype, so it overflows where 2 big does (as PyTorch's float32 does)
+    smooth = (1 - eps) * np.log(2) + eps / 4 * (4 * np.log(2) + 3 * big)
+    for k in (ref, cpu):
+        loss, lse = k.cross_entropy_fwd(x, t, eps, IGN)
+        overflow = k is cpu and 2 * big > np.finfo(dtype).max
+        np.testing.assert_allclose(loss, [np.log(4), np.inf if eps and overflow else smooth], rtol=1e-6)
+        dx = k.cross_entropy_bwd(np.ones(2), x, t, lse, eps, IGN)
+        np.testing.assert_allclose(dx, want_dx, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("shape", [(1,), (7, 5), (3, 40001)])

@@ -55,9 +55,9 @@ def test_lenet_learns():
 
 
 def test_batch_norm_makes_the_sigmoid_lenet_learn_sooner():
+    # after 3 epochs, seeds 0-4: with batch norm 0.87-0.96, without 0.08-0.10 (chance)
     s, _ = run_experiment("lenet-bn", epochs=3)
-    assert s["bn_epochs_to_90"] is not None and s["bn_epochs_to_90"] <= 3
-    assert s["plain_epochs_to_90"] is None and s["plain_val_acc"] < 0.5
+    assert s["bn_val_acc"] > 0.7 and s["plain_val_acc"] < 0.3
 
 
 def test_resnet_learns_a_little():

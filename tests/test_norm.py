@@ -190,8 +190,8 @@ def test_bitwise_repeat_and_thread_count():
 def test_book_vectors():
     x = Tensor(np.array([[1.0, 2.0], [2.0, 3.0]]))
     np.testing.assert_allclose(F.layer_norm(x, 2, eps=0.0).data, [[-1, 1], [-1, 1]], atol=1e-12)
-    np.testing.assert_allclose(F.batch_norm(x, None, None, training=True, eps=0.0).data, [[-1, -1], [1, 1]],
-                               atol=1e-12)
+    np.testing.assert_allclose(F.batch_norm(x, None, None, training=True, eps=1e-20).data, [[-1, -1], [1, 1]],
+                               atol=1e-12)        # training needs eps > 0, as in PyTorch
     np.testing.assert_allclose(F.layer_norm(x, (2,)).data, [[-1, 1], [-1, 1]], atol=1e-4)
 
 
@@ -212,6 +212,7 @@ BN_BAD = [
     (dict(bias=_t((3, 3))), ValueError, "bias"),
     (dict(weight=_t((3,), np.float64)), TypeError, "weight"),
     (dict(eps=-1e-5), ValueError, "eps"),
+    (dict(eps=0.0), ValueError, "eps"),                       # in training, as in PyTorch
     (dict(eps="small"), TypeError, "eps"),
     (dict(momentum=1.5), ValueError, "momentum"),
     (dict(momentum=-0.1), ValueError, "momentum"),

@@ -77,7 +77,7 @@ def test_optimizers_follow_pytorch(make):
 def test_optimizer_state_dict_round_trip():
     m = nn.Linear(3, 2)
     o = optim.AdamW(m.parameters(), lr=0.1)
-    m(engine.tensor(np.ones((4, 3)))).sum().backward()
+    m(engine.tensor(np.ones((4, 3), np.float32))).sum().backward()
     o.step()
     o2 = optim.AdamW(m.parameters(), lr=0.5)
     o2.load_state_dict(o.state_dict())
@@ -96,8 +96,27 @@ def test_bad_arguments():
         optim.AdamW(p, betas=(0.9, 1.5))
     with pytest.raises(ValueError, match="params"):
         optim.SGD([], lr=0.1)
-    with pytest.raises(ValueError, match="params"):
-        optim.SGD([engine.tensor([1.0])], lr=0.1)
+    with pytest.raises(TypeError, match="params"):                   # a bare tensor: PyTorch refuses it too
+        optim.SGD(p[0], lr=0.1)
+    with pytest.raises(ValueError, match="non-leaf"):
+        optim.SGD([p[0] * 2], lr=0.1)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        optim.SGD([{"params": p}, {"params": p}], lr=0.1)
+    with pytest.raises(TypeError, match="state_dict"):
+        optim.SGD(p, lr=0.1).load_state_dict(None)
+
+
+def test_frozen_parameter_is_kept_and_skipped():
+    """A tensor that does not require grad is accepted (PyTorch's freeze-then-unfreeze habit) and stepped
+    once it requires grad and has a gradient."""
+    frozen = engine.tensor([1.0])
+    o = optim.SGD([frozen], lr=0.5)
+    o.step()
+    assert frozen.item() == 1.0
+    frozen.requires_grad = True
+    (frozen * 2).sum().backward()
+    o.step()
+    assert frozen.item() == 0.0
 
 
 def test_zero_grad_and_skip_params_without_grad():

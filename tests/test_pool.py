@@ -216,6 +216,8 @@ BAD = [
     (lambda: F.max_pool2d(_x(), 7), ValueError, "kernel_size"),                      # output size 0
     (lambda: F.avg_pool2d(_x((1, 1, 2, 9)), 5, padding=1, stride=5), ValueError, "kernel_size"),
     (lambda: F.max_pool2d(_x(), 2, ceil_mode="yes"), TypeError, "ceil_mode"),
+    (lambda: F.max_pool2d(_x(), 2, 2, 0, 2), ValueError, "dilation"),             # PyTorch's positional order
+    (lambda: F.max_pool2d(_x(), 2, return_indices=True), ValueError, "return_indices"),
     (lambda: F.avg_pool2d(_x(), 2, count_include_pad=1), TypeError, "count_include_pad"),
     (lambda: F.adaptive_avg_pool2d(_x(), 0), ValueError, "output_size"),
     (lambda: F.adaptive_avg_pool2d(_x(), (2, -1)), ValueError, "output_size"),
@@ -240,7 +242,7 @@ def test_engine_matches_reference(cfg):
     rng = np.random.default_rng(11)
     x = distinct((2, 3, H, W), rng)
     for op, ref_f, ref_b in [
-        (lambda t: F.max_pool2d(t, k, s, p, c), lambda a: R.max_pool2d_fwd(a, k, s, p, c)[0],
+        (lambda t: F.max_pool2d(t, k, s, p, ceil_mode=c), lambda a: R.max_pool2d_fwd(a, k, s, p, c)[0],
          lambda d, a: R.max_pool2d_bwd(d, R.max_pool2d_fwd(a, k, s, p, c)[1], a.shape, k, s, p, c)),
         (lambda t: F.avg_pool2d(t, k, s, p, c, False), lambda a: R.avg_pool2d_fwd(a, k, s, p, c, False),
          lambda d, a: R.avg_pool2d_bwd(d, a.shape, k, s, p, c, False)),

@@ -221,6 +221,7 @@ def test_modules_match_torch(cls, tname, layers, batch_first, bias):
 def test_modules_float32_unbatched_and_init(cls, tname):
     torch = pytest.importorskip("torch")
     tm = getattr(torch.nn, tname)(3, 16)
+    engine.manual_seed(0)                      # the max of 16 draws passes 0.2 only with probability 0.97
     m = cls(3, 16)
     for p in m.parameters():                   # PyTorch's init: U(-1/sqrt(H), 1/sqrt(H)), float32
         assert p.dtype == np.float32 and np.abs(p.numpy()).max() <= 0.25 and np.abs(p.numpy()).max() > 0.2

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_ndim, check_positive_int, check_tensor
 from ..tensor import Tensor, tensor
 from .layers import Dropout, LayerNorm, Linear, ReLU
 from .module import Module
@@ -30,6 +31,7 @@ class AdditiveAttention(Module):
         self.attention_weights = None
 
     def forward(self, queries, keys, values, valid_lens=None):
+        _check_qkv(queries, keys, values)
         q, k = self.W_q(queries), self.W_k(keys)
         features = F.tanh(q.unsqueeze(2) + k.unsqueeze(1))          # (B, Q, K, h) by broadcasting
         scores = self.w_v(features).squeeze(-1)                        # (B, Q, K)
@@ -63,6 +65,8 @@ class MultiHeadAttention(Module):
 
     def __init__(self, num_hiddens, num_heads, dropout=0.0, bias=False, need_weights=False):
         super().__init__()
+        check_positive_int("num_hiddens", num_hiddens)
+        check_positive_int("num_heads", num_heads)
         if num_hiddens % num_heads:
             raise ValueError(f"num_heads: {num_heads} does not divide num_hiddens {num_hiddens}")
         self.num_heads = num_heads
@@ -77,6 +81,7 @@ class MultiHeadAttention(Module):
         return x.reshape(B, T, self.num_heads, h // self.num_heads).permute(0, 2, 1, 3)
 
     def forward(self, queries, keys, values, valid_lens=None, is_causal=False):
+        _check_qkv(queries, keys, values)
         q, k, v = self._split(self.W_q(queries)), self._split(self.W_k(keys)), self._split(self.W_v(values))
         B, H, Q, dh = q.shape
         if valid_lens is not None:             # one row of lengths per (batch, head)
@@ -101,6 +106,9 @@ class PositionalEncoding(Module):
         self.P = P
 
     def forward(self, x):
+        check_tensor("x", x)
+        if x.ndim != 3 or x.shape[2] != self.P.shape[2]:
+            raise ValueError(f"x: expected (batch, steps, {self.P.shape[2]}), got shape {x.shape}")
         if x.shape[1] > self.P.shape[1]:
             raise ValueError(f"x: sequence length {x.shape[1]} exceeds max_len {self.P.shape[1]}")
         return self.dropout(x + tensor(self.P[:, : x.shape[1]], dtype=x.dtype, device=x.device))
@@ -126,6 +134,8 @@ class AddNorm(Module):
         self.ln = LayerNorm(norm_shape)
 
     def forward(self, x, y):
+        if tuple(y.shape) != tuple(x.shape):
+            raise ValueError(f"y: shape {y.shape} does not match x's {x.shape} (the residual adds them)")
         return self.ln(x + self.dropout(y))
 
 
@@ -144,6 +154,16 @@ class TransformerEncoderBlock(Module):
     def forward(self, x, valid_lens=None):
         y = self.addnorm1(x, self.attention(x, x, x, valid_lens, self.causal))
         return self.addnorm2(y, self.ffn(y))
+
+
+def _check_qkv(queries, keys, values):
+    """The book's shapes: queries (B, Q, d_q), keys (B, K, d_k), values (B, K, d_v), one batch size."""
+    for name, t in (("queries", queries), ("keys", keys), ("values", values)):
+        check_tensor(name, t)
+        check_ndim(name, t, 3)
+    if keys.shape[:2] != values.shape[:2] or queries.shape[0] != keys.shape[0]:
+        raise ValueError(f"keys, values: expected queries (B, Q, d), keys (B, K, d) and values (B, K, d_v), got "
+                         f"{queries.shape}, {keys.shape} and {values.shape}")
 
 
 def causal_lens(valid_lens, B, T, device="cpu"):

@@ -1,13 +1,16 @@
 """In-place parameter initializers, PyTorch's names and formulas (`engine.nn.init.kaiming_uniform_`, ...).
 
-Each fills `tensor.data` from the engine's generator (`engine.manual_seed`) or the one passed in.
+Each fills `tensor.data` from the engine's generator (`engine.manual_seed`) or the one passed in. The random
+ones need a floating-point tensor (TypeError otherwise); the fan-based ones leave a zero-element tensor as
+it is.
 """
 import math
+import numbers
 
 import numpy as np
 
-from ..autograd import no_grad
-from ..tensor import default_generator
+from ..autograd import bump_version, no_grad
+from ..tensor import Tensor, default_generator
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "xavier_uniform_",
            "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]
@@ -17,6 +20,8 @@ def calculate_gain(nonlinearity, param=None):
     gains = {"linear": 1.0, "conv2d": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3, "relu": math.sqrt(2.0), "selu": 0.75}
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
+        if isinstance(slope, bool) or not isinstance(slope, numbers.Real):
+            raise ValueError(f"param: negative_slope {slope!r} is not a valid number")
         return math.sqrt(2.0 / (1 + slope ** 2))
     if nonlinearity not in gains:
         raise ValueError(f"nonlinearity: unsupported {nonlinearity!r}")
@@ -30,17 +35,33 @@ def _fans(tensor):
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
+def _check_float(tensor):
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"tensor: expected a Tensor, got {type(tensor).__name__}")
+    if tensor.dtype.kind != "f":
+        raise TypeError(f"tensor: random initialization needs a floating-point tensor, got {tensor.dtype}")
+
+
 def _fill(tensor, values):
     with no_grad():
         tensor.data[...] = values.astype(tensor.dtype, copy=False)
+    bump_version(tensor.data)
     return tensor
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    """U(a, b); a <= b (PyTorch's rule)."""
+    _check_float(tensor)
+    if not a <= b:
+        raise ValueError(f"a, b: uniform_ expects a <= b, got a={a} > b={b}")
     return _fill(tensor, (generator or default_generator()).uniform(a, b, tensor.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    """N(mean, std^2); std >= 0 (PyTorch's rule)."""
+    _check_float(tensor)
+    if not std >= 0:
+        raise ValueError(f"std: normal_ expects std >= 0, got {std}")
     return _fill(tensor, (generator or default_generator()).normal(mean, std, tensor.shape))
 
 
@@ -56,28 +77,46 @@ def ones_(tensor):
     return constant_(tensor, 1.0)
 
 
+def _empty(tensor):
+    """A zero-element tensor: the fan-based initializers leave it as it is (PyTorch warns, and its
+    xavier_normal_ of a (0, 0) tensor raises ZeroDivisionError)."""
+    _check_float(tensor)
+    return tensor.data.size == 0
+
+
 def xavier_uniform_(tensor, gain=1.0, generator=None):
     fan_in, fan_out = _fans(tensor)
+    if _empty(tensor):
+        return tensor
     a = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -a, a, generator)
 
 
 def xavier_normal_(tensor, gain=1.0, generator=None):
     fan_in, fan_out = _fans(tensor)
+    if _empty(tensor):
+        return tensor
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
-def _kaiming_std(tensor, a, mode, nonlinearity):
+def _kaiming_std(tensor, a, mode, nonlinearity, check_only=False):
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"mode: expected 'fan_in' or 'fan_out', got {mode!r}")
     fan = _fans(tensor)[0 if mode == "fan_in" else 1]
-    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
+    gain = calculate_gain(nonlinearity, a)
+    return None if check_only else gain / math.sqrt(fan)
 
 
 def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    if _empty(tensor):
+        _kaiming_std(tensor, a, mode, nonlinearity, check_only=True)
+        return tensor
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    if _empty(tensor):
+        _kaiming_std(tensor, a, mode, nonlinearity, check_only=True)
+        return tensor
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)

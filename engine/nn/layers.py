@@ -64,6 +64,11 @@ class Conv2d(Module):
             raise ValueError(f"groups: {groups} must divide in_channels ({in_channels}) and out_channels ({out_channels})")
         self.kernel_size = as_pair("kernel_size", kernel_size, minimum=1)
         self.stride, self.dilation = stride, dilation
+        if isinstance(padding, str):              # PyTorch checks the padding string when the layer is built
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding: expected 'same', 'valid', an int or a pair of ints, got {padding!r}")
+            if padding == "same" and as_pair("stride", stride, minimum=1) != (1, 1):
+                raise ValueError(f"padding: 'same' is not supported for strided convolutions (stride={stride})")
         self.padding = padding
         self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size, dtype=dtype)
         self.register_parameter("bias", _empty(out_channels, dtype=dtype) if bias else None)
@@ -81,12 +86,16 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """PyTorch's signature; dilation 1 and return_indices False only (see F.max_pool2d)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
         self.kernel_size, self.stride, self.padding, self.ceil_mode = kernel_size, stride, padding, ceil_mode
+        self.dilation, self.return_indices = dilation, return_indices
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -170,6 +179,11 @@ class LayerNorm(Module):
         super().__init__()
         if isinstance(normalized_shape, numbers.Integral):
             normalized_shape = (normalized_shape,)
+        if (not isinstance(normalized_shape, (tuple, list)) or not all(
+                isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in normalized_shape)):
+            raise TypeError(f"normalized_shape: expected an int or a tuple of ints, got {normalized_shape!r}")
+        if not normalized_shape or min(normalized_shape) < 1:
+            raise ValueError(f"normalized_shape: sizes must be at least 1, got {tuple(normalized_shape)}")
         self.normalized_shape = tuple(int(n) for n in normalized_shape)
         self.eps = eps
         dt = np.dtype(dtype or float32)
@@ -236,6 +250,15 @@ class Flatten(Module):
         return x.flatten(self.start_dim, self.end_dim)
 
 
+def _item(mods, i, kind):
+    """mods[i] with PyTorch's IndexError message."""
+    if not isinstance(i, numbers.Integral) or isinstance(i, bool):
+        raise TypeError(f"index: expected an int or a slice, got {i!r}")
+    if not -len(mods) <= i < len(mods):
+        raise IndexError(f"index {i} is out of range for a {kind} of {len(mods)} modules")
+    return mods[i]
+
+
 class Sequential(Module):
     def __init__(self, *modules):
         super().__init__()
@@ -250,7 +273,7 @@ class Sequential(Module):
 
     def __getitem__(self, i):
         mods = list(self._modules.values())
-        return Sequential(*mods[i]) if isinstance(i, slice) else mods[i]
+        return Sequential(*mods[i]) if isinstance(i, slice) else _item(mods, i, "Sequential")
 
     def __len__(self):
         return len(self._modules)
@@ -279,7 +302,7 @@ class ModuleList(Module):
         return self
 
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        return _item(list(self._modules.values()), i, "ModuleList")
 
     def __len__(self):
         return len(self._modules)
@@ -293,6 +316,12 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = check_positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        if padding_idx is not None:                # PyTorch's rule: in [-num_embeddings, num_embeddings)
+            if not isinstance(padding_idx, numbers.Integral) or isinstance(padding_idx, bool):
+                raise TypeError(f"padding_idx: expected an int or None, got {padding_idx!r}")
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"padding_idx: must be in [-{num_embeddings}, {num_embeddings}), got {padding_idx}")
+            padding_idx = int(padding_idx) % num_embeddings
         self.padding_idx = padding_idx
         self.weight = _empty(num_embeddings, embedding_dim, dtype=dtype)
         init.normal_(self.weight)

@@ -1,8 +1,10 @@
 """Module and Parameter: the bookkeeping behind layers (parameters, buffers, submodules, state dicts)."""
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 
+from ..autograd import bump_version
 from ..backend import check_device, to_device
 from ..tensor import Tensor
 
@@ -60,7 +62,17 @@ class Module:
         object.__delattr__(self, name)
 
     def register_buffer(self, name, tensor):
-        """A non-trainable Tensor saved in the state dict (running statistics); None is allowed."""
+        """A non-trainable Tensor saved in the state dict (running statistics); None is allowed. PyTorch's
+        checks: the name is a non-empty str without '.' that is not already another attribute (KeyError)."""
+        if not isinstance(name, str):
+            raise TypeError(f"name: a buffer name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"name: a buffer name must be non-empty and contain no '.', got {name!r}")
+        if name in self.__dict__ or name in self._parameters or name in self._modules:
+            raise KeyError(f"name: attribute {name!r} already exists")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"tensor: cannot assign a {type(tensor).__name__} to buffer {name!r} (a Tensor or "
+                            f"None is required)")
         self.__dict__.setdefault("_buffer_names", set()).add(name)
         self.__setattr__(name, tensor)
 
@@ -132,6 +144,7 @@ class Module:
                 p.grad = None
             elif p.grad is not None:
                 p.grad.data[...] = 0
+                bump_version(p.grad.data)
 
     def requires_grad_(self, requires_grad=True):
         for p in self.parameters():
@@ -139,7 +152,12 @@ class Module:
         return self
 
     def to(self, device=None, dtype=None):
-        """Move (or cast) every parameter and buffer in place; returns self."""
+        """Move (or cast) every parameter and buffer in place; returns self. `dtype` must be a float dtype
+        (integer buffers keep theirs); `.to(engine.float64)` takes a dtype in the device's place, as PyTorch."""
+        if isinstance(device, np.dtype) or (isinstance(device, type) and issubclass(device, np.generic)):
+            device, dtype = None, device
+        if dtype is not None and np.dtype(dtype).kind != "f":
+            raise TypeError(f"dtype: Module.to only accepts floating point dtypes, got {np.dtype(dtype)}")
         if device is not None:
             device = check_device(device)
             for t in list(self.parameters()) + list(self.buffers()):
@@ -171,7 +189,11 @@ class Module:
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy values in place. With strict, missing or unexpected keys raise KeyError; a shape
-        mismatch always raises ValueError. Returns (missing_keys, unexpected_keys)."""
+        mismatch always raises ValueError, a value that is not a tensor or an array TypeError; anything but a
+        mapping of names to values raises TypeError. Returns (missing_keys, unexpected_keys)."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict: expected a dict-like mapping of names to tensors, got "
+                            f"{type(state_dict).__name__}")
         own = OrderedDict()
         for mprefix, m in self.named_modules():
             for name, t in list(m._parameters.items()) + list(m._buffers.items()):
@@ -186,9 +208,12 @@ class Module:
                 continue
             v = state_dict[k]
             arr = v.data if isinstance(v, Tensor) else np.asarray(v)
+            if arr.dtype.kind not in "fiub":
+                raise TypeError(f"state_dict[{k!r}]: expected a tensor or a numeric array, got {type(v).__name__}")
             if tuple(arr.shape) != t.shape:
                 raise ValueError(f"state_dict[{k!r}]: shape {tuple(arr.shape)} does not match the module's {t.shape}")
             t.data[...] = to_device(arr, t.device)
+            bump_version(t.data)
         return missing, unexpected
 
     # ---- calling ----------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Gradient utilities (`engine.nn.utils.clip_grad_norm_`)."""
 import math
+import numbers
 
 import numpy as np
 
+from ..autograd import bump_version
 from ..backend import array_module, on_device_of
 from ..tensor import Tensor
 
@@ -17,6 +19,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     grads = [p.grad.data for p in parameters if p.grad is not None]
+    for name, v in (("max_norm", max_norm), ("norm_type", norm_type)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name}: expected a real number, got {v!r}")
     if max_norm < 0 or not math.isfinite(max_norm):
         raise ValueError(f"max_norm: must be a finite non-negative number, got {max_norm}")
     if norm_type != math.inf and not norm_type > 0:
@@ -31,4 +36,5 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
     coef = xp.minimum(max_norm / (total + 1e-6), 1.0)        # 1 where no clipping is needed
     for g in grads:
         g *= coef.astype(g.dtype)
+        bump_version(g)
     return Tensor(on_device_of(xp.asarray(total, dtype=grads[0].dtype), grads[0]))

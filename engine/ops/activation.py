@@ -1,6 +1,8 @@
 """Activations and dropout: forward on the backend's kernel, backward from the saved output (or mask)."""
 import numbers
 
+import numpy as np
+
 from .._checks import check_float_inputs, check_probability
 from ..autograd import Function
 from ..backend import kernels_for
@@ -21,7 +23,7 @@ def _pointwise(name):
 
         @staticmethod
         def backward(ctx, dout):
-            return getattr(kernels_for(dout), bwd)(dout, ctx.y)
+            return getattr(kernels_for(ctx.y), bwd)(dout, ctx.y)   # not dout: a 0-d one may be a NumPy scalar
 
     Op.__name__ = Op.__qualname__ = name.capitalize()
     return Op
@@ -31,7 +33,8 @@ Relu, Sigmoid, Tanh = _pointwise("relu"), _pointwise("sigmoid"), _pointwise("tan
 
 
 def relu(input):
-    """max(x, 0). The gradient at exactly 0 is 0, as in PyTorch."""
+    """max(x, 0), any shape (0-d too). The gradient at exactly 0 is 0; relu(NaN) is NaN and passes the
+    gradient, as in PyTorch."""
     check_float_inputs(input=input)
     return Relu.apply(input)
 
@@ -57,11 +60,12 @@ class Dropout(Function):
 
     @staticmethod
     def backward(ctx, dout):
-        return kernels_for(dout).dropout_bwd(dout, ctx.mask, ctx.p)
+        return kernels_for(ctx.mask).dropout_bwd(dout, ctx.mask, ctx.p)
 
 
 def dropout(input, p=0.5, training=True, generator=None):
-    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p). A dropped element
+    is exactly 0, also where the input is inf or NaN (PyTorch multiplies by the mask: NaN there).
 
     Off (identity) when `training` is False or p == 0. Each call takes one seed from `generator` (a NumPy
     Generator) or the engine's global one (`engine.manual_seed`); the mask is a counter hash of (seed,
@@ -71,6 +75,8 @@ def dropout(input, p=0.5, training=True, generator=None):
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
         raise TypeError(f"p: expected a float, got {p!r}")
     check_probability("p", p)
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"training: expected a bool, got {training!r}")
     if not training or p == 0:
         return input
     return Dropout.apply(input, float(p), generator or default_generator())

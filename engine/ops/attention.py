@@ -43,11 +43,14 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
     query (..., L, d), key (..., S, d), value (..., S, dv); the leading dims must be equal (no broadcasting).
     attn_mask: bool (True = attend) or float (added to the scores) of query's dtype, broadcastable to
-    (..., L, S); not differentiated. is_causal: key j > query i masked (top-left aligned); not together with
-    attn_mask. scale: default 1 / sqrt(d). valid_lens: an int Tensor or array, (B,) or (B, L) with
-    B = query.shape[0]: keys at positions >= valid_len masked (D2L's masked_softmax). A fully masked row
-    gives zeros (and zero gradients). dropout_p in [0, 1): dropout on the attention probabilities, from a
-    seed drawn from engine's default generator (a counter-based hash per (row, key): no L x S mask stored).
+    (..., L, S); not differentiated. is_causal: key j > query i masked (top-left aligned); given together
+    with attn_mask, both apply (PyTorch 2.13 does the same on its fused CPU path, taken for 4-D inputs with
+    equal head dims, and raises on its math path). scale: any finite number, default 1 / sqrt(d).
+    valid_lens: an int Tensor or array, (B,) or (B, L) with B = query.shape[0]: keys at positions >=
+    valid_len masked (D2L's masked_softmax). A fully masked row, or every row when S = 0, gives zeros (and
+    zero gradients), as PyTorch does; L = 0 gives an empty output. A NaN input gives NaN (no row is
+    silently zeroed). dropout_p in [0, 1): dropout on the attention probabilities, from a seed drawn from
+    engine's default generator (a counter-based hash per (row, key): no L x S mask stored).
     """
     check_float_inputs(query=query, key=key, value=value)
     for name, t in (("query", query), ("key", key), ("value", value)):
@@ -86,8 +89,6 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             ok = False
         if not ok:
             raise ValueError(f"attn_mask: shape {attn_mask.shape} does not broadcast to (..., L, S) = {target}")
-        if is_causal:
-            raise ValueError("attn_mask: must be None when is_causal=True (as in PyTorch)")
         mask = attn_mask.data
     p = _real("dropout_p", dropout_p)
     if not 0.0 <= p < 1.0:
@@ -95,8 +96,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if scale is None:
         scale = 1.0 / math.sqrt(d)
     scale = _real("scale", scale)
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale: expected a finite positive number, got {scale!r}")
+    if not math.isfinite(scale):
+        raise ValueError(f"scale: expected a finite number, got {scale!r}")
     vl = None
     if valid_lens is not None:
         if isinstance(valid_lens, Tensor):

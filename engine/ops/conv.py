@@ -61,6 +61,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     C_in, H, W = input.shape[-3:]
     if min(kh, kw) < 1:
         raise ValueError(f"weight: kernel size must be at least 1, got weight of shape {weight.shape}")
+    if C_out < 1:
+        raise ValueError(f"weight: expected at least one output channel, got weight of shape {weight.shape}")
     if C_in % groups:
         raise ValueError(f"groups: {groups} groups do not divide the input's {C_in} channels")
     if C_out % groups:

@@ -11,12 +11,12 @@ __all__ = ["embedding"]
 class Embedding(Function):
     @staticmethod
     def forward(ctx, idx, w, padding_idx):
-        ctx.idx, ctx.num, ctx.padding_idx = idx, w.shape[0], padding_idx
-        return kernels_for(w).embedding_fwd(idx, w)
+        ctx.idx, ctx.num, ctx.padding_idx, ctx.k = idx, w.shape[0], padding_idx, kernels_for(w)
+        return ctx.k.embedding_fwd(idx, w)
 
     @staticmethod
     def backward(ctx, dout):
-        return None, kernels_for(dout).embedding_bwd(dout, ctx.idx, ctx.num, ctx.padding_idx), None
+        return None, ctx.k.embedding_bwd(dout, ctx.idx, ctx.num, ctx.padding_idx), None
 
 
 def embedding(input, weight, padding_idx=None):

@@ -16,7 +16,7 @@ class Linear(Function):
     def backward(ctx, dout):
         x, w = ctx.saved
         need = ctx.needs_input_grad
-        return kernels_for(dout).linear_bwd(dout, x, w, need[0], need[1], need[2])
+        return kernels_for(x).linear_bwd(dout, x, w, need[0], need[1], need[2])
 
 
 def linear(input, weight, bias=None):

@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from .._checks import check_float_inputs, check_ndim, check_probability
-from ..autograd import Function
+from ..autograd import Function, bump_version
 from ..backend import kernels_for
 
 __all__ = ["batch_norm", "layer_norm"]
@@ -37,11 +37,13 @@ class BatchNorm(Function):
         k = kernels_for(x)
         if training:
             y, mean, rstd, var = k.batch_norm_fwd_train(x, weight, bias, eps)
-            if running_mean is not None:
+            if running_mean is not None and x.size:      # an empty batch leaves the statistics (PyTorch)
                 n = x.size // x.shape[1]
                 unbiased = var * (n / (n - 1))
                 running_mean[...] = (1.0 - momentum) * running_mean + momentum * mean
                 running_var[...] = (1.0 - momentum) * running_var + momentum * unbiased
+                bump_version(running_mean)
+                bump_version(running_var)
         else:
             y, mean, rstd = k.batch_norm_fwd_eval(x, running_mean, running_var, weight, bias, eps)
         ctx.save_for_backward(x, weight, mean, rstd)
@@ -61,8 +63,10 @@ class BatchNorm(Function):
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Batch normalization over (N, *) per channel C = input.shape[1], for input (N, C), (N, C, L), (N, C, H, W)
     or (N, C, D, H, W). training: normalize with the batch statistics and, when running stats are given,
-    update them in place: running = (1 - momentum) * running + momentum * batch_stat (unbiased variance).
-    Eval: normalize with running_mean / running_var (required)."""
+    update them in place: running = (1 - momentum) * running + momentum * batch_stat (unbiased variance);
+    eps must then be > 0 and each channel needs more than one value, or none (an empty batch gives an
+    empty result and leaves the running statistics alone), as in PyTorch.
+    Eval: normalize with running_mean / running_var (required); eps >= 0."""
     check_float_inputs(input=input, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
     check_ndim("input", input, 2, 3, 4, 5)
     if not isinstance(training, (bool, np.bool_)):
@@ -79,9 +83,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"{missing}: running_mean and running_var must be given together")
     if not training and running_mean is None:
         raise ValueError("running_mean: running_mean and running_var are required when training=False")
-    if training and input.data.size // max(C, 1) <= 1:
+    if training and input.data.size // max(C, 1) == 1:
         raise ValueError(f"input: Expected more than 1 value per channel when training, got input size "
                          f"{tuple(input.shape)}")
+    if training and eps <= 0:
+        raise ValueError(f"eps: must be positive during training, got {eps!r}")
     rm = None if running_mean is None else running_mean.data
     rv = None if running_var is None else running_var.data
     return BatchNorm.apply(input, weight, bias, running_mean=rm, running_var=rv, training=training,

@@ -36,7 +36,7 @@ class MaxPool2d(Function):
             return (None,) * 5
         (argmax,) = ctx.saved
         x4 = (1,) + tuple(ctx.x_shape) if len(ctx.x_shape) == 3 else tuple(ctx.x_shape)
-        dx = kernels_for(dout).max_pool2d_bwd(_as_4d(dout), argmax, x4, *ctx.args)
+        dx = kernels_for(argmax).max_pool2d_bwd(_as_4d(dout), argmax, x4, *ctx.args)
         return (dx.reshape(ctx.x_shape), None, None, None, None)
 
 
@@ -46,8 +46,8 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel_size, stride, padding, ceil_mode, count_include_pad):
         ctx.args = (kernel_size, stride, padding, ceil_mode, count_include_pad)
-        ctx.x_shape = x.shape
-        out = kernels_for(x).avg_pool2d_fwd(_as_4d(x), *ctx.args)
+        ctx.x_shape, ctx.k = x.shape, kernels_for(x)
+        out = ctx.k.avg_pool2d_fwd(_as_4d(x), *ctx.args)
         return out if x.ndim == 4 else out[0]
 
     @staticmethod
@@ -55,7 +55,7 @@ class AvgPool2d(Function):
         if not ctx.needs_input_grad[0]:
             return (None,) * 6
         x4 = (1,) + tuple(ctx.x_shape) if len(ctx.x_shape) == 3 else tuple(ctx.x_shape)
-        dx = kernels_for(dout).avg_pool2d_bwd(_as_4d(dout), x4, *ctx.args)
+        dx = ctx.k.avg_pool2d_bwd(_as_4d(dout), x4, *ctx.args)
         return (dx.reshape(ctx.x_shape), None, None, None, None, None)
 
 
@@ -64,8 +64,8 @@ class AdaptiveAvgPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, output_size):
-        ctx.x_shape = x.shape
-        out = kernels_for(x).adaptive_avg_pool2d_fwd(_as_4d(x), output_size)
+        ctx.x_shape, ctx.k = x.shape, kernels_for(x)
+        out = ctx.k.adaptive_avg_pool2d_fwd(_as_4d(x), output_size)
         return out if x.ndim == 4 else out[0]
 
     @staticmethod
@@ -73,7 +73,7 @@ class AdaptiveAvgPool2d(Function):
         if not ctx.needs_input_grad[0]:
             return (None, None)
         x4 = (1,) + tuple(ctx.x_shape) if len(ctx.x_shape) == 3 else tuple(ctx.x_shape)
-        dx = kernels_for(dout).adaptive_avg_pool2d_bwd(_as_4d(dout), x4)
+        dx = ctx.k.adaptive_avg_pool2d_bwd(_as_4d(dout), x4)
         return (dx.reshape(ctx.x_shape), None)
 
 
@@ -115,9 +115,14 @@ def _window_args(input, kernel_size, stride, padding, ceil_mode):
     return kernel_size, stride, padding, ceil_mode
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False):
-    """2-D max pooling over an (N,C,H,W) or (C,H,W) input; padding acts as -inf."""
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """2-D max pooling over an (N,C,H,W) or (C,H,W) input; padding acts as -inf. PyTorch's signature;
+    dilation must be 1 and return_indices False (neither is implemented)."""
     _check_input(input)
+    if as_pair("dilation", dilation) != (1, 1):
+        raise ValueError(f"dilation: only dilation 1 is supported, got {dilation!r}")
+    if not isinstance(return_indices, (bool, np.bool_)) or return_indices:
+        raise ValueError(f"return_indices: only False is supported, got {return_indices!r}")
     args = _window_args(input, kernel_size, stride, padding, ceil_mode)
     return MaxPool2d.apply(input, *args)
 

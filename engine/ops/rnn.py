@@ -25,7 +25,7 @@ class RNNTanh(Function):
     @staticmethod
     def backward(ctx, dhs):
         hs, h0, w_hh = ctx.saved
-        dxw, dh0, dw, db = kernels_for(dhs).rnn_tanh_bwd(dhs, hs, h0, w_hh)
+        dxw, dh0, dw, db = kernels_for(hs).rnn_tanh_bwd(dhs, hs, h0, w_hh)
         need = ctx.needs_input_grad
         return dxw if need[0] else None, dh0 if need[1] else None, dw if need[2] else None, db if need[3] else None
 
@@ -42,7 +42,7 @@ class GRU(Function):
     @staticmethod
     def backward(ctx, dhs):
         hs, gates, h0, w_hh = ctx.saved
-        dxw, dh0, dw, db = kernels_for(dhs).gru_bwd(dhs, hs, gates, h0, w_hh)
+        dxw, dh0, dw, db = kernels_for(hs).gru_bwd(dhs, hs, gates, h0, w_hh)
         need = ctx.needs_input_grad
         return dxw if need[0] else None, dh0 if need[1] else None, dw if need[2] else None, db if need[3] else None
 

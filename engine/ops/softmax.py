@@ -92,7 +92,7 @@ class _MaskedSoftmax(Function):
     @staticmethod
     def backward(ctx, dout):
         d2 = dout.reshape(ctx.y2.shape)
-        return kernels_for(dout).masked_softmax_bwd(d2, ctx.y2, ctx.lens).reshape(dout.shape), None
+        return kernels_for(ctx.y2).masked_softmax_bwd(d2, ctx.y2, ctx.lens).reshape(dout.shape), None
 
 
 def masked_softmax(X, valid_lens):

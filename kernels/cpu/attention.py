@@ -42,10 +42,11 @@ def _dropout_args(dropout_p, dtype):
 
 
 def _flat(a, n_lead, dtype):
-    """(*lead, R, c) -> a C-contiguous, writable (N, R, c) array of dtype (a view when possible)."""
+    """(*lead, R, c) -> a C-contiguous, writable (N, R, c) array of dtype (a view when possible); N may be 0."""
+    shape = (int(np.prod(a.shape[:n_lead])),) + tuple(a.shape[n_lead:])
     a = np.ascontiguousarray(a, dtype=dtype)
     a = a if a.flags.writeable else a.copy()       # read-only arrays would compile another signature
-    return a.reshape((-1,) + a.shape[n_lead:])
+    return a.reshape(shape)
 
 
 def sdpa_fwd(q, k, v, mask, is_causal, scale, valid_lens=None, dropout_p=0.0, seed=0):

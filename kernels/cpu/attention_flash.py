@@ -43,7 +43,8 @@ def _mask_tile(st, j0, i0, kl, biasT, b, has_bias):
 
 @njit(cache=True, parallel=True)
 def flash_fwd(q, k, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse):
-    """o (N, L, dv) = softmax(scale q k^T + mask) v and lse (N, L) (-inf on fully masked rows, whose o is 0).
+    """o (N, L, dv) = softmax(scale q k^T + mask) v and lse (N, L) (-inf on fully masked rows, whose o is 0;
+    NaN on rows with a NaN score, whose o is NaN: the max skips NaN, their exp makes the row sum NaN).
 
     prange over (n, query tile); each iteration runs _fwd_tile and owns its rows of o and lse."""
     N, L = q.shape[0], q.shape[1]
@@ -125,9 +126,10 @@ def _fwd_tile(q, k, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale,
                 for i in range(BQ):
                     st[j, i] = st[j, i] * keep_scale if keep_bits(rk[i], j0 + j) >= keep_thr else zero
         gemm_tn(st, v[n, j0:j0 + mk], acc, BQ, dv, mk, hi)
+    one = q.dtype.type(1.0)
     for i in range(mr):
-        if l[i] > 0:
-            inv = (scale / scale) / l[i]
+        if l[i] != 0:                                   # a NaN score made l NaN: o and lse are NaN, as in PyTorch
+            inv = one / l[i]
             for c in range(dv):
                 o[n, i0 + i, c] = acc[i, c] * inv
             lse[n, i0 + i] = m[i] + np.log(l[i])
@@ -179,7 +181,7 @@ def _bwd_keys(dout, q, k, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_th
             doT[qt, c, r] = dout[n, i, c]
             s += dout[n, i, c] * o[n, i, c]
         di[i] = s
-        ls[i] = lse[n, i] if lse[n, i] > -np.inf else np.inf
+        ls[i] = np.inf if lse[n, i] == -np.inf else lse[n, i]     # NaN stays: NaN gradients
         kl[i] = klim[n, i]
     qtmax = np.zeros(nqt, np.int64)
     qtmin = np.zeros(nqt, np.int64)
@@ -227,16 +229,18 @@ def _bwd_keys(dout, q, k, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_th
                     rk[i] = row_key(seed, n * L + i0 + i)
                 for j in range(BK):
                     for i in range(BQ):
-                        p = exp_neg(st[j, i] - lst[i])
+                        sc = st[j, i]
+                        p = exp_neg(sc - lst[i])
                         f = keep_scale if keep_bits(rk[i], j0 + j) >= keep_thr else zero
-                        st[j, i] = p * f
-                        dpt[j, i] = (p * scale) * (dpt[j, i] * f - dit[i])
-            else:
+                        st[j, i] = zero if sc == -np.inf else p * f
+                        dpt[j, i] = zero if sc == -np.inf else (p * scale) * (dpt[j, i] * f - dit[i])
+            else:            # masked entries are exactly 0 (selects): a NaN row's lse and D reach only its keys
                 for j in range(BK):
                     for i in range(BQ):
-                        p = exp_neg(st[j, i] - lst[i])
-                        st[j, i] = p
-                        dpt[j, i] = (p * scale) * (dpt[j, i] - dit[i])
+                        sc = st[j, i]
+                        p = exp_neg(sc - lst[i])
+                        st[j, i] = zero if sc == -np.inf else p
+                        dpt[j, i] = zero if sc == -np.inf else (p * scale) * (dpt[j, i] - dit[i])
             gemm_nn(st, dout[n, i0:i0 + mr], dvacc, mk, dvn, mr, zk, lo)
             gemm_nn(dpt, q[n, i0:i0 + mr], dkacc, mk, d, mr, zk, lo)
             gemm_tn(dpt, kr, dqn[i0:i0 + mr], mr, d, mk, hi)

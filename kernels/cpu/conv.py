@@ -128,7 +128,11 @@ def conv2d_bwd(dout, x, w, stride, padding, dilation, groups, need_dx=True, need
         R = Cg * kh * kw if need_dw else 0          # db alone: only the row of ones
         nrc = max(1, min(-(-8 // (NB * G)), (R + 1) // 12))
         part = np.empty((NB, K, R + 1))
-        gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero)
+        gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, True)
+        # An inf or NaN in x: the flat-plane trick multiplies inputs outside a window by 0, which gives NaN in
+        # entries PyTorch keeps finite. Redo on exact im2col windows (only then: the check reads K x R numbers).
+        if not np.isfinite(part).all():
+            gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, False)
         acc = part.sum(axis=0)
         if need_dw:
             dW = acc[:, :R].reshape(K, Cg, kh, kw).astype(dt)

@@ -178,7 +178,7 @@ def _im2col_row(plane, row, Ho, Wo, oi, oj, sh, sw):
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero):
+def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok):
     """Weight and bias gradient partials: part (NB, K, R + 1) float64, overwritten; column r < R is
     dW[k, c, i, j] at r = (c*kh + i)*kw + j, column R is db (R = 0 when only db is wanted).
 
@@ -186,9 +186,11 @@ def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero):
     fixed by the shapes, not by the thread count); the caller sums over axis 0. prange over (block, group,
     chunk of (R + 1) / nrc columns); each iteration owns its part entries. Per image the micro-kernel dots
     dout rows (A) with one row per column (B; the db row is all ones):
-      stride 1: B rows are shifted windows of the zero-padded input planes (no im2col copy) and A rows are
-                dout with zeros in the padding columns: the flat-plane trick of conv_direct;
-      stride > 1: B rows are im2col rows of x and A rows are dout's.
+      stride 1 (and flat_ok): B rows are shifted windows of the zero-padded input planes (no im2col copy) and
+                A rows are dout with zeros in the padding columns: the flat-plane trick of conv_direct. Those
+                zeros meet inputs outside the window: an inf or NaN there makes 0 * inf = NaN, so the launcher
+                reruns with flat_ok False when the result is not finite;
+      stride > 1 (or not flat_ok): B rows are im2col rows of x and A rows are dout's (exact windows).
     """
     N, C, H, W = x.shape
     NB, K, R1 = part.shape
@@ -197,7 +199,7 @@ def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero):
     Cg = C // G
     Kg = K // G
     Ho, Wo = dout.shape[2], dout.shape[3]
-    flat = sh == 1 and sw == 1
+    flat = sh == 1 and sw == 1 and flat_ok
     Wp = Wo + (kw - 1) * dw if flat else Wo
     Hp = Ho + (kh - 1) * dh if flat else Ho
     L = (Ho - 1) * Wp + Wo

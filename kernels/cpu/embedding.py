@@ -42,7 +42,7 @@ def embedding_fwd(idx, w):
 
 def embedding_bwd(dout, idx, num_embeddings, padding_idx=-1):
     dim = dout.shape[-1]
-    d2 = np.ascontiguousarray(dout).reshape(-1, dim)
+    d2 = np.ascontiguousarray(dout).reshape(int(np.prod(dout.shape[:-1])), dim)      # dim or rows may be 0
     flat = np.ascontiguousarray(idx).reshape(-1).astype(np.int64, copy=False)
     dw = np.empty((num_embeddings, dim), dtype=dout.dtype)
     col_block = max(8, -(-dim // 8))             # up to 8 blocks keeps both cores busy, rows stay vectorizable

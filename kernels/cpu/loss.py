@@ -1,9 +1,12 @@
 """Numba CPU kernels for the losses: fused cross_entropy (log-sum-exp + loss, one pass back), mse_loss.
 
 cross_entropy: logits (N, C), int targets (N,), `prange` over chunks of rows; per row a vectorized max
-pass, then one exp-sum pass (vexp_neg, summed in blocks of the input dtype, blocks added in float64). Forward saves the
-per-row log-sum-exp in float64, never the probabilities; backward recomputes exp(x - lse) and writes
-dx in one pass. Rows are independent: results do not depend on the thread count.
+pass, then one exp-sum pass (vexp_neg, summed in blocks of the input dtype, blocks added in float64).
+Forward saves the per-row log-sum-exp in two parts, lse[r] = (m, log s) (row max, log sum exp(x - m)),
+never the probabilities; every difference is formed as (x - m) - log s, never x - (m + log s): the sum
+loses log s once |m| passes ~1e16 (logits near 3e38 would give loss 0 and tied maxima twice their
+gradient). Backward recomputes exp((x - m) - log s) and writes dx in one pass. Rows are independent:
+results do not depend on the thread count.
 mse_loss: flat arrays cut into fixed chunks; `prange` over chunks; per-chunk float64 partial sums are
 added in chunk order, so the reduction too is the same for any thread count.
 Each kernel is a serial loop over [lo, hi) plus a `_par` driver; inputs under PARALLEL_MIN elements run
@@ -41,28 +44,30 @@ def _lse_and_dev(xr, C):
     return m, s, dev
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath={"contract"})     # no reassoc: (m - x[t]) + log s must not become (m + log s) - x[t]
 def _cross_entropy_fwd(x, target, eps, ignore_index, loss, lse, lo, hi):
-    """x (N, C), target (N,) int64 -> loss (N,), lse (N,) float64, on rows [lo, hi).
+    """x (N, C), target (N,) int64 -> loss (N,), lse (N, 2) float64, on rows [lo, hi).
 
-    loss = (1 - eps) * (lse - x[t]) + eps / C * (C * log(s) + sum(m - x)), with m the row max and
-    s = sum(exp(x - m)); ignored rows get loss 0 and lse 0.
+    loss = (1 - eps) * ((m - x[t]) + log s) + eps / C * (C * log s + sum(m - x)), with m the row max and
+    s = sum(exp(x - m)); lse[r] = (m, log s). Ignored rows get loss 0 and lse (0, 0).
     """
     C = x.shape[1]
     for r in range(lo, hi):
         t = target[r]
         if t == ignore_index:
             loss[r] = 0.0
-            lse[r] = 0.0
+            lse[r, 0] = 0.0
+            lse[r, 1] = 0.0
         else:
             m, s, dev = _lse_and_dev(x[r], C)
             log_s = np.log(s)
-            lse_r = np.float64(m) + log_s
-            out = (1.0 - eps) * (lse_r - np.float64(x[r, t]))
+            m64 = np.float64(m)
+            out = (1.0 - eps) * ((m64 - np.float64(x[r, t])) + log_s)
             if eps > 0.0:
                 out += eps / C * (C * log_s + dev)
             loss[r] = out
-            lse[r] = lse_r
+            lse[r, 0] = m64
+            lse[r, 1] = log_s
 
 
 @njit(cache=True, parallel=True)
@@ -73,11 +78,11 @@ def _cross_entropy_fwd_par(x, target, eps, ignore_index, loss, lse, step):
 
 @njit(cache=True, fastmath={"contract"})
 def _cross_entropy_bwd(dloss, x, target, lse, eps, ignore_index, dx, lo, hi):
-    """dloss (N,) float64, x (N, C), target (N,), lse (N,) float64 -> dx (N, C), on rows [lo, hi).
+    """dloss (N,) float64, x (N, C), target (N,), lse (N, 2) float64 -> dx (N, C), on rows [lo, hi).
 
-    dx = dloss * (exp(x - lse) - eps / C - (1 - eps) * onehot(t)); ignored rows get 0. lse is split into
-    hi + lo in x's dtype and exp((x - hi) - lo) is formed in that order (no reassoc here), so float32 keeps
-    the accuracy of the float64 lse even for logits of 1e4.
+    dx = dloss * (exp((x - m) - log s) - eps / C - (1 - eps) * onehot(t)); ignored rows get 0. m is x's own
+    value (exact in x's dtype) and (x - m) - log s is formed in that order (no reassoc here): x - m is exact
+    where x is near m, so float32 keeps its accuracy for logits of 1e4 and past 1e16 alike.
     """
     C = x.shape[1]
     for r in range(lo, hi):
@@ -88,12 +93,12 @@ def _cross_entropy_bwd(dloss, x, target, lse, eps, ignore_index, dx, lo, hi):
             continue
         xr = x[r]
         dt = xr.dtype.type
-        l_hi = dt(lse[r])
-        l_lo = dt(lse[r] - np.float64(l_hi))
+        m = dt(lse[r, 0])
+        log_s = dt(lse[r, 1])
         g = dt(dloss[r])
         off = dt(eps / C * dloss[r])
         for j in range(C):
-            dr[j] = vexp_neg((xr[j] - l_hi) - l_lo) * g - off
+            dr[j] = vexp_neg((xr[j] - m) - log_s) * g - off
         dr[t] -= dt((1.0 - eps) * dloss[r])
 
 
@@ -105,22 +110,22 @@ def _cross_entropy_bwd_par(dloss, x, target, lse, eps, ignore_index, dx, step):
 
 def cross_entropy_fwd(x, target, label_smoothing, ignore_index):
     """x (N, C) float32/float64, target (N,) ints in [0, C) or == ignore_index (validated by the engine)
-    -> (loss (N,), lse (N,)), both float64. Save lse for backward."""
+    -> (loss (N,), lse (N, 2): row max and log sum exp(x - max)), both float64. Save lse for backward."""
     x = np.ascontiguousarray(x)
     target = np.ascontiguousarray(target, dtype=np.int64)
     loss = np.empty(x.shape[0], np.float64)
-    lse = np.empty(x.shape[0], np.float64)
+    lse = np.empty((x.shape[0], 2), np.float64)
     _launch(_cross_entropy_fwd, _cross_entropy_fwd_par, x.shape, x, target, float(label_smoothing),
             int(ignore_index), loss, lse)
     return loss, lse
 
 
 def cross_entropy_bwd(dloss, x, target, lse, label_smoothing, ignore_index):
-    """dloss (N,) (gradient of each row's loss), x (N, C), target (N,), lse (N,) -> dx (N, C), x's dtype."""
+    """dloss (N,) (gradient of each row's loss), x (N, C), target (N,), lse (N, 2) -> dx (N, C), x's dtype."""
     x = np.ascontiguousarray(x)
     target = np.ascontiguousarray(target, dtype=np.int64)
     dloss = np.ascontiguousarray(dloss, dtype=np.float64)
-    lse = np.ascontiguousarray(lse, dtype=np.float64)
+    lse = np.ascontiguousarray(lse, dtype=np.float64).reshape(x.shape[0], 2)
     dx = np.empty_like(x)
     _launch(_cross_entropy_bwd, _cross_entropy_bwd_par, x.shape, dloss, x, target, lse, float(label_smoothing),
             int(ignore_index), dx)

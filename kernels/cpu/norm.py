@@ -16,8 +16,11 @@ Batch norm sees x as (N, C, L) (L = H*W; 1 for 2-D input) and has two schedules:
 - per task (few channels or small L, e.g. (N, C) input): prange over tasks (blocks of rows n, and of L when
   N is small); per-task partial sums (T, C) are added in task order afterwards.
 Task splits depend on the shape only, never on the thread count: results are the same bits for any
-number of threads.
+number of threads. error_model="numpy": eps = 0 on a constant row or channel gives rstd = inf and NaN
+outputs, as in PyTorch, never ZeroDivisionError.
 """
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -39,7 +42,7 @@ _CHAN_MIN_C, _CHAN_MIN_L = 8, 16
 # ---------------------------------------------------------------------------------------------------
 # Inner loops run over 0-based ranges of slices: an index that might be negative (range(j0, j1)) makes
 # Numba emit wraparound code that stops LLVM from vectorizing the loop.
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, error_model="numpy")
 def _sum1(a):
     """sum(a) as float64."""
     n = a.shape[0]
@@ -53,7 +56,7 @@ def _sum1(a):
     return s
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, error_model="numpy")
 def _sum_dev(a, k):
     """(sum(a - k), sum((a - k)^2)) as float64; k has a's dtype."""
     n = a.shape[0]
@@ -72,7 +75,7 @@ def _sum_dev(a, k):
     return s1, s2
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, error_model="numpy")
 def _sum_gx(g, a, k):
     """(sum(g), sum(g * (a - k))) as float64 (batch norm)."""
     n = a.shape[0]
@@ -91,7 +94,7 @@ def _sum_gx(g, a, k):
     return s1, s2
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, error_model="numpy")
 def _sum_gwx(g, w, a, k):
     """(sum(g * w), sum(g * w * (a - k))) as float64 (layer norm)."""
     n = a.shape[0]
@@ -115,7 +118,7 @@ def _sum_gwx(g, w, a, k):
 # ---------------------------------------------------------------------------------------------------
 # batch norm, per-channel schedule
 # ---------------------------------------------------------------------------------------------------
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True, fastmath=_FM, error_model="numpy")
 def _bn_fwd_chan(x, w, b, eps, train, y, mean, rstd, var):
     """x, y (N, C, L); w, b (C,) float64. train: writes mean, rstd, var (C,) float64 from the batch (mean pass,
     then deviation pass); eval: reads mean, rstd. Then y = (x - mean) * rstd * w + b.
@@ -142,13 +145,14 @@ def _bn_fwd_chan(x, w, b, eps, train, y, mean, rstd, var):
         k = x.dtype.type(mu)
         a64 = rstd[c] * w[c]
         a = x.dtype.type(a64)
-        cc = x.dtype.type(b[c] - (mu - np.float64(k)) * a64)
+        dk = mu - np.float64(k)                 # k's rounding; 0 must not meet rstd = inf (eps = 0, var = 0)
+        cc = x.dtype.type(b[c] - (dk * a64 if dk != 0 else 0.0))
         for n in range(N):
             for l in range(L):
                 y[n, c, l] = (x[n, c, l] - k) * a + cc
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True, fastmath=_FM, error_model="numpy")
 def _bn_bwd_chan(dout, x, w, mean, rstd, train, dx, dw, db):
     """dout, x, dx (N, C, L); w, mean, rstd (C,) float64; writes dw, db (C,) float64.
     Pass 1: db = sum(dout), dw = sum(dout * xhat); pass 2: dx (train: minus the batch-mean terms).
@@ -189,7 +193,7 @@ def _bn_bwd_chan(dout, x, w, mean, rstd, train, dx, dw, db):
 # ---------------------------------------------------------------------------------------------------
 def _bn_view(x, dtype=None):
     x = np.ascontiguousarray(x, dtype=dtype)
-    return x.reshape(x.shape[0], x.shape[1], -1)
+    return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))      # N may be 0
 
 
 def _vec(v, n, fill, dtype=np.float64):
@@ -203,7 +207,9 @@ def _use_chan(N, C, L):
 def _affine_fwd(x3, mean, rstd, w, b, y):
     k = mean.astype(x3.dtype).astype(np.float64)
     a = rstd * w
-    _affine(x3, x3, k, a, k, np.zeros_like(a), b - (mean - k) * a, y, two=False)
+    dk = mean - k                                   # k's rounding; 0 must not meet rstd = inf (eps = 0, var = 0)
+    with np.errstate(invalid="ignore"):
+        _affine(x3, x3, k, a, k, np.zeros_like(a), b - np.where(dk != 0, dk * a, 0.0), y, two=False)
 
 
 def batch_norm_fwd_train(x, weight, bias, eps):
@@ -280,7 +286,7 @@ def batch_norm_bwd_eval(dout, x, weight, mean, rstd):
 # ---------------------------------------------------------------------------------------------------
 # layer norm
 # ---------------------------------------------------------------------------------------------------
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, error_model="numpy")
 def _ln_fwd(x, w, b, eps, y, mean, rstd, lo, hi):
     """x, y (R, D); w, b (D,) of x's dtype; writes mean, rstd (R,) float64, for rows lo..hi. Per row (it sits
     in L1): deviation sums around k = x[r, 0]; if k lies more than 2 std from the mean (m1^2 > 4 var, where
@@ -310,7 +316,7 @@ def _ln_fwd(x, w, b, eps, y, mean, rstd, lo, hi):
             yr[j] = ((xr[j] - k) * rst - e) * w[j] + b[j]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _ln_fwd_par(x, w, b, eps, y, mean, rstd):
     """_ln_fwd over all rows, prange over blocks of _LN_BLOCK rows."""
     R = x.shape[0]
@@ -318,7 +324,7 @@ def _ln_fwd_par(x, w, b, eps, y, mean, rstd):
         _ln_fwd(x, w, b, eps, y, mean, rstd, c * _LN_BLOCK, min(R, (c + 1) * _LN_BLOCK))
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=_FM, error_model="numpy")
 def _ln_bwd(dout, x, w, mean, rstd, nb, dx, pdw, pdb, t0, t1):
     """dout, x, dx (R, D); w (D,) of x's dtype; mean, rstd (R,) float64. Task t in t0..t1 (rows [t*nb,
     t*nb+nb)) writes dx for its rows and accumulates pdw[t] += dout * xhat, pdb[t] += dout (pdw, pdb (T, D) of
@@ -350,7 +356,7 @@ def _ln_bwd(dout, x, w, mean, rstd, nb, dx, pdw, pdb, t0, t1):
                 qb[j] += g
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _ln_bwd_par(dout, x, w, mean, rstd, nb, dx, pdw, pdb):
     """_ln_bwd over all tasks, prange over them."""
     for t in prange(pdw.shape[0]):

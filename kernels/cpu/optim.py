@@ -2,7 +2,8 @@
 
 Same names and signatures as kernels.reference.optim. A serial loop over [lo, hi) plus a driver that
 runs it over prange'd chunks of the flat parameter (small parameters stay in the calling thread, see
-_parallel.py); the scalar hyper-parameters are packed in one array `h`.
+_parallel.py); the scalar hyper-parameters are packed in one array `h`. error_model="numpy": a division by
+zero (AdamW with eps = 0 and a zero gradient) gives inf or NaN, as in PyTorch, never ZeroDivisionError.
 """
 import numpy as np
 from numba import njit, prange
@@ -13,7 +14,7 @@ from ._parallel import CHUNK, run_chunked
 __all__ = ["sgd_step", "adamw_step"]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sgd(p, g, buf, h, lo, hi):
     """h = (lr, momentum, dampening, nesterov, weight_decay, first)."""
     lr, momentum, dampening, nesterov, wd, first = h[0], h[1], h[2], h[3] != 0, h[4], h[5] != 0
@@ -26,14 +27,14 @@ def _sgd(p, g, buf, h, lo, hi):
         p[i] = p[i] - lr * d
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _sgd_par(p, g, buf, h):
     n = p.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _sgd(p, g, buf, h, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _adamw(p, g, m, v, h, lo, hi):
     """h = (lr, beta1, beta2, eps, decay = 1 - lr*wd, bias correction 1 - beta1^t, 1 - beta2^t)."""
     lr, beta1, beta2, eps, decay, c1, c2 = h[0], h[1], h[2], h[3], h[4], h[5], h[6]
@@ -46,7 +47,7 @@ def _adamw(p, g, m, v, h, lo, hi):
         p[i] = p[i] * decay - lr * (mi / c1) / (np.sqrt(vi / c2) + eps)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _adamw_par(p, g, m, v, h):
     n = p.size
     for c in prange((n + CHUNK - 1) // CHUNK):

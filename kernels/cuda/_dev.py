@@ -27,8 +27,9 @@ def xp_of(a):
 
 
 def contiguous(a, dtype=None):
+    """a as a C-contiguous array of its own shape (NumPy's ascontiguousarray makes a 0-d array 1-D)."""
     xp = xp_of(a)
-    return xp.ascontiguousarray(a, dtype=dtype)
+    return xp.ascontiguousarray(a, dtype=dtype).reshape(a.shape)
 
 
 def empty(shape, dtype, like):

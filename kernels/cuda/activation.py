@@ -1,6 +1,7 @@
 """Elementwise activations and dropout on the GPU: one thread per element over the flattened array.
-The same semantics as kernels/cpu/activation.py (sigmoid from exp(-|x|), never overflowing; dropout keeps
-where the counter hash of (seed, element) clears p and scales by 1/(1-p), p = 1 drops everything)."""
+The same semantics as kernels/cpu/activation.py (relu propagates NaN; sigmoid from exp(-|x|), never
+overflowing; dropout keeps where the counter hash of (seed, element) clears p and scales by 1/(1-p), p = 1
+drops everything, a dropped element is 0 even where x is inf or NaN)."""
 import math
 
 from numba import cuda
@@ -17,14 +18,14 @@ __all__ = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "tanh_fwd", "ta
 def _relu_fwd(x, y):
     i = cuda.grid(1)
     if i < x.shape[0]:
-        y[i] = x[i] if x[i] > 0 else 0
+        y[i] = 0 if x[i] < 0 else x[i]          # NaN passes through, as in PyTorch
 
 
 @kernel
 def _relu_bwd(dout, y, dx):
     i = cuda.grid(1)
     if i < y.shape[0]:
-        dx[i] = dout[i] if y[i] > 0 else 0
+        dx[i] = 0 if y[i] <= 0 else dout[i]     # the gradient passes where y is NaN, as in PyTorch
 
 
 @kernel

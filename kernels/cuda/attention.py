@@ -1,7 +1,7 @@
 """Scaled dot-product attention on the GPU, fused and tiled: the L x S probabilities are never stored.
 
 Semantics as kernels/reference/attention.py (masks, is_causal, valid_lens, dropout by the same counter hash,
-a fully masked row gives o = 0, lse = -inf and zero gradients). The launchers fold is_causal, valid_lens and
+a fully masked row gives o = 0, lse = -inf and zero gradients, a NaN score NaN ones). The launchers fold is_causal, valid_lens and
 the key count into one key limit per query row (klim); a block stops at the largest limit of its rows, so
 with is_causal the key tiles above the diagonal are never loaded (a block of query rows 0..63 reads keys
 0..63 only). A mask becomes an additive bias (NB, Lm, S), Lm in {1, L}, and bmap maps each head to its
@@ -118,7 +118,7 @@ def _kernels(dtype, D):
                     if has_bias:
                         s += T(bias[bmap[n], i if bias.shape[1] > 1 else 0, j0 + jj])
                     sc[jj] = s
-                    if s > mt:
+                    if s > mt or s != s:          # a NaN score wins: the row's output and lse become NaN
                         mt = s
                 if mt != NEG:                    # else every key of the tile is masked: nothing to add
                     corr = T(math.exp(m - mt))
@@ -138,11 +138,11 @@ def _kernels(dtype, D):
                     m = mt
             cuda.syncthreads()
         if active:
-            inv = T(1) / l if l > 0 else T(0)
+            inv = T(1) / l if l != 0 else T(0)      # l == 0: fully masked; NaN l: NaN output
             for c in range(D):
                 if c < dv:
                     o[n, i, c] = acc[c] * inv
-            lse[n, i] = m + T(math.log(l)) if l > 0 else T(NEG)
+            lse[n, i] = m + T(math.log(l)) if l != 0 else T(NEG)
 
     @kernel
     def bwd_dq(dout, q, k, v, lse, Dv, bias, bmap, has_bias, klim, scale, thr, kscale, seed, dq):
@@ -310,7 +310,8 @@ def _dropout_args(dropout_p):
 
 
 def _flat(a, n_lead, dtype):
-    return contiguous(a, dtype).reshape((-1,) + tuple(a.shape[n_lead:]))
+    """(*lead, R, c) -> (N, R, c), N = prod(lead) (which may be 0)."""
+    return contiguous(a, dtype).reshape((int(np.prod(a.shape[:n_lead])),) + tuple(a.shape[n_lead:]))
 
 
 def _check_dims(d, dv):

@@ -44,7 +44,7 @@ def embedding_fwd(idx, w):
 def embedding_bwd(dout, idx, num_embeddings, padding_idx=-1):
     """dw (num_embeddings, dim): dout's rows added into the rows idx names; padding_idx gets none."""
     dim = dout.shape[-1]
-    d2 = contiguous(dout).reshape(-1, dim)
+    d2 = contiguous(dout).reshape(math.prod(dout.shape[:-1]), dim)      # dim or rows may be 0
     flat = contiguous(idx, "int64").reshape(-1)
     dw = zeros((num_embeddings, dim), d2.dtype, d2)
     if flat.size and dim:

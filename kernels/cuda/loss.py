@@ -1,7 +1,8 @@
 """Losses on the GPU: cross_entropy fused with log-softmax (one block per row; the probabilities are never
 stored, lse is saved), and mse_loss (elementwise, block partial sums for the reductions). The same
-semantics as kernels/reference/loss.py: PyTorch's label smoothing; ignored rows have loss 0, lse 0 and
-gradient 0."""
+semantics as kernels/reference/loss.py: PyTorch's label smoothing; lse[r] = (row max m, log sum exp(x - m))
+in two parts, every difference formed as (x - m) - log s (m + log s loses log s past |m| ~ 1e16); ignored
+rows have loss 0, lse (0, 0) and gradient 0."""
 import math
 
 from numba import cuda, float64
@@ -22,12 +23,14 @@ def _ce_fwd(x, target, eps, ignore_index, loss, lse):
     if tg == ignore_index:                   # the whole block agrees: no syncthreads is skipped by a part of it
         if t == 0:
             loss[r] = 0.0
-            lse[r] = 0.0
+            lse[r, 0] = 0.0
+            lse[r, 1] = 0.0
         return
     if tg < 0 or tg >= C:                    # out of range: NaN, never a read past the row (the engine's
         if t == 0:                           # queued value check raises at the next host read)
             loss[r] = math.nan
-            lse[r] = math.nan
+            lse[r, 0] = math.nan
+            lse[r, 1] = math.nan
         return
     sh = cuda.shared.array(TPB, float64)
     m = -math.inf
@@ -37,20 +40,21 @@ def _ce_fwd(x, target, eps, ignore_index, loss, lse):
             m = v
     m = block_max(sh, m)
     s = 0.0
-    sx = 0.0
+    dev = 0.0
     for j in range(t, C, TPB):
         v = float64(x[r, j])
         s += math.exp(v - m)
-        sx += v
+        dev += m - v
     s = block_sum(sh, s)
     if eps > 0.0:
-        sx = block_sum(sh, sx)
+        dev = block_sum(sh, dev)
     if t == 0:
-        l = m + math.log(s)
-        lse[r] = l
-        out = (1.0 - eps) * (l - float64(x[r, tg]))
+        ls = math.log(s)
+        lse[r, 0] = m
+        lse[r, 1] = ls
+        out = (1.0 - eps) * ((m - float64(x[r, tg])) + ls)
         if eps > 0.0:
-            out += eps * (l - sx / C)
+            out += eps * (ls + dev / C)          # eps / C * sum_c (m + ls - x_c)
         loss[r] = out
 
 
@@ -62,10 +66,11 @@ def _ce_bwd(dloss, x, target, lse, eps, ignore_index, dx):
     tg = target[r]
     keep = tg != ignore_index
     g = dloss[r]
-    l = lse[r]
+    m = lse[r, 0]
+    ls = lse[r, 1]
     for j in range(cuda.threadIdx.x, C, cuda.blockDim.x):
         if keep:
-            v = math.exp(float64(x[r, j]) - l) - eps / C
+            v = math.exp((float64(x[r, j]) - m) - ls) - eps / C
             if j == tg:
                 v -= 1.0 - eps
             dx[r, j] = g * v
@@ -75,11 +80,11 @@ def _ce_bwd(dloss, x, target, lse, eps, ignore_index, dx):
 
 def cross_entropy_fwd(x, target, label_smoothing, ignore_index):
     """x (N, C) on the device, target (N,) ints in [0, C) or == ignore_index (validated by the engine)
-    -> (loss (N,), lse (N,)), both float64. Save lse for backward."""
+    -> (loss (N,), lse (N, 2): row max and log sum exp(x - max)), both float64. Save lse for backward."""
     x = contiguous(x)
     target = contiguous(target, "int64")
     loss = empty(x.shape[0], "float64", x)
-    lse = empty(x.shape[0], "float64", x)
+    lse = empty((x.shape[0], 2), "float64", x)
     if x.shape[0]:
         _ce_fwd[x.shape[0], TPB](x, target, float(label_smoothing), int(ignore_index),
                                             loss, lse)
@@ -87,11 +92,11 @@ def cross_entropy_fwd(x, target, label_smoothing, ignore_index):
 
 
 def cross_entropy_bwd(dloss, x, target, lse, label_smoothing, ignore_index):
-    """dloss (N,), x (N, C), target (N,), lse (N,) -> dx (N, C), x's dtype."""
+    """dloss (N,), x (N, C), target (N,), lse (N, 2) -> dx (N, C), x's dtype."""
     x = contiguous(x)
     target = contiguous(target, "int64")
     dloss = contiguous(dloss, "float64")
-    lse = contiguous(lse, "float64")
+    lse = contiguous(lse, "float64").reshape(x.shape[0], 2)
     dx = empty(x.shape, x.dtype, x)
     if x.size:
         _ce_bwd[x.shape[0], TPB](dloss, x, target, lse, float(label_smoothing),

@@ -21,7 +21,7 @@ def _vec(a, n, fill, like, dtype="float64"):
 
 def _bn_view(x, dtype=None):
     x = contiguous(x, dtype)
-    return x.reshape(x.shape[0], x.shape[1], -1)
+    return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))      # N may be 0
 
 
 # ---------------------------------------------------------------------------------------------- batch norm

@@ -7,12 +7,15 @@ __all__ = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "tanh_fwd", "ta
 
 
 def relu_fwd(x):
-    return np.maximum(x, 0)
+    """max(x, 0), NaN propagating (PyTorch's relu(NaN) is NaN)."""
+    x = np.asarray(x)
+    return np.where(x < 0, np.zeros_like(x), x)
 
 
 def relu_bwd(dout, y):
-    """y is relu's output: the gradient passes where the output is positive."""
-    return dout * (y > 0)
+    """y is relu's output: the gradient passes where the output is not <= 0 (positive or NaN, as PyTorch)."""
+    y = np.asarray(y)
+    return np.where(y <= 0, 0.0, np.asarray(dout, dtype=np.float64))
 
 
 def sigmoid_fwd(x):
@@ -36,13 +39,14 @@ def dropout_fwd(x, seed, p):
     values are scaled by 1/(1-p). The hash is attention's `dropout_keep` with one key per row (24-bit draws:
     keep where the top 24 bits of splitmix64(seed + i * C1) >= ceil(p * 2^24)), so every backend draws the
     same mask from the same seed, on the device, with nothing to copy there.
-    Returns (y, mask); mask (bool) is saved for backward."""
+    A dropped element is exactly 0, also where x is inf or NaN (PyTorch multiplies by the mask, which gives
+    NaN there). Returns (y, mask); mask (bool) is saved for backward."""
     x = np.asarray(x)
     mask = dropout_keep(seed, x.size, 1, p).reshape(x.shape)
     scale = 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
-    return x * mask * scale, mask
+    return np.where(mask, x * scale, 0.0), mask
 
 
 def dropout_bwd(dout, mask, p):
     scale = 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
-    return dout * mask * scale
+    return np.where(mask, np.asarray(dout) * scale, 0.0)

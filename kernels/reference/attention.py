@@ -6,12 +6,15 @@ It materializes the full (..., L, S) score matrix. Semantics (shared with kernel
     mask: None, bool (True = attend) or float (added), broadcastable to (..., L, S);
     is_causal: key j > query i masked (top-left aligned);
     valid_lens: int (B,) or (B, L), B = q.shape[0]: keys j >= valid_len masked (D2L's masked_softmax).
-  P = softmax(scores) per row; a fully masked row has P = 0, output 0, lse = -inf.
+  P = softmax(scores) per row; a fully masked row (or S = 0) has P = 0, output 0, lse = -inf; a NaN score
+  makes its row's output, lse and gradients NaN, as in PyTorch. Any finite scale (0 and negative too).
   dropout: P' = P * keep / (1 - p), keep from `dropout_keep` (a counter hash of seed, row, key).
   o = P' v.  lse = log(sum_j exp(scores)) per row, saved for backward.
 naive_fwd / naive_bwd are the same math in the inputs' own dtype (the baseline of FlashAttention's
 float32 criterion in the tests and the benchmark's check).
 """
+import math
+
 import numpy as np
 
 __all__ = ["sdpa_fwd", "sdpa_bwd"]
@@ -54,7 +57,7 @@ def key_limits(lead, L, S, is_causal, valid_lens, xp=np):
         vl = vl[:, None] if vl.ndim == 1 else vl                          # (B, 1) or (B, L)
         vl = vl.reshape((vl.shape[0],) + (1,) * (len(lead) - 1) + (vl.shape[1],))
         klim = xp.minimum(klim, vl)
-    return xp.ascontiguousarray(klim.reshape(-1, L))
+    return xp.ascontiguousarray(klim.reshape(math.prod(lead), L))
 
 
 def attn_bias(mask, is_causal, valid_lens, lead, L, S, dtype=np.float64):
@@ -79,8 +82,8 @@ def _probs(q, k, mask, is_causal, scale, valid_lens):
     L, S = q.shape[-2], k.shape[-2]
     scores = q.dtype.type(scale) * (q @ np.swapaxes(k, -1, -2))
     scores = scores + attn_bias(mask, is_causal, valid_lens, q.shape[:-2], L, S, q.dtype)
-    m = scores.max(axis=-1, keepdims=True)
-    dead = m == -np.inf                                           # fully masked rows
+    m = scores.max(axis=-1, keepdims=True, initial=-np.inf)      # S = 0: every row is fully masked
+    dead = m == -np.inf                                           # fully masked rows (a NaN score gives NaN)
     e = np.exp(scores - np.where(dead, 0.0, m).astype(q.dtype))
     s = e.sum(axis=-1, keepdims=True)
     p = np.where(dead, 0.0, e / np.where(dead, 1.0, s)).astype(q.dtype)

@@ -1,5 +1,7 @@
 """float64 NumPy references: linear layer y = x W^T + b."""
 
+import math
+
 __all__ = ["linear_fwd", "linear_bwd"]
 
 
@@ -10,8 +12,9 @@ def linear_fwd(x, w, b):
 
 
 def linear_bwd(dout, x, w, need_dx=True, need_dw=True, need_db=True):
-    x2 = x.reshape(-1, x.shape[-1])
-    d2 = dout.reshape(-1, dout.shape[-1])
+    rows = math.prod(x.shape[:-1])                 # not -1: a size-0 input (no rows or no features) is ambiguous
+    x2 = x.reshape(rows, x.shape[-1])
+    d2 = dout.reshape(rows, dout.shape[-1])
     dx = (d2 @ w).reshape(x.shape) if need_dx else None
     dw = d2.T @ x2 if need_dw else None
     db = d2.sum(axis=0) if need_db else None

@@ -5,6 +5,9 @@ flattens); it returns per-row losses and the per-row log-sum-exp `lse` (saved fo
 reduction over rows is the engine's. PyTorch's label smoothing:
     loss_r = (1 - eps) * (lse_r - x[r, t_r]) + eps / C * sum_c (lse_r - x[r, c]),
 and rows whose target is ignore_index have loss 0 and gradient 0.
+`lse` is kept in two parts, lse[r] = (m_r, log sum_c exp(x[r, c] - m_r)) with m_r the row max, and every
+difference is formed as (x - m) - log_s: a float64 sum m + log_s loses log_s once |m| passes ~1e16 (four
+equal logits of 3e38 would give loss 0, not log 4, and two tied maxima twice their gradient).
 """
 import numpy as np
 
@@ -12,9 +15,10 @@ __all__ = ["cross_entropy_fwd", "cross_entropy_bwd", "mse_loss_fwd", "mse_loss_b
 
 
 def cross_entropy_fwd(x, target, label_smoothing, ignore_index):
-    """x (N, C), target (N,) ints in [0, C) or == ignore_index -> (loss (N,), lse (N,)) in float64.
+    """x (N, C), target (N,) ints in [0, C) or == ignore_index -> (loss (N,), lse (N, 2)) in float64.
 
-    Saves lse for backward (never the probabilities). Ignored rows: loss 0, lse 0.
+    lse[r] = (row max m, log sum exp(x - m)); saved for backward (never the probabilities).
+    Ignored rows: loss 0, lse (0, 0).
     """
     x = np.asarray(x, dtype=np.float64)
     target = np.asarray(target)
@@ -22,27 +26,30 @@ def cross_entropy_fwd(x, target, label_smoothing, ignore_index):
     keep = target != ignore_index
     t = np.where(keep, target, 0)
     xk = x[keep]
-    lse = np.zeros(N)
-    if xk.size:
-        m = xk.max(axis=1, keepdims=True)
-        lse[keep] = (m + np.log(np.exp(xk - m).sum(axis=1, keepdims=True)))[:, 0]
-    rows = np.arange(N)
-    with np.errstate(invalid="ignore"):
-        loss = (1.0 - label_smoothing) * (lse - x[rows, t])
+    lse = np.zeros((N, 2))
+    with np.errstate(invalid="ignore", over="ignore"):
+        if xk.size:
+            m = xk.max(axis=1, keepdims=True)
+            lse[keep] = np.concatenate([m, np.log(np.exp(xk - m).sum(axis=1, keepdims=True))], axis=1)
+        m, log_s = lse[:, :1], lse[:, 1]
+        loss = (1.0 - label_smoothing) * ((m[:, 0] - x[np.arange(N), t]) + log_s)
         if label_smoothing > 0:
-            loss = loss + label_smoothing / C * np.sum(lse[:, None] - x, axis=1)
+            loss = loss + label_smoothing / C * (C * log_s + np.sum(m - x, axis=1))
     return np.where(keep, loss, 0.0), lse
 
 
 def cross_entropy_bwd(dloss, x, target, lse, label_smoothing, ignore_index):
-    """dloss (N,) (the gradient of each row's loss), x (N, C), target (N,), lse (N,) -> dx (N, C):
-    dx = dloss * (softmax(x) - (1 - eps) * onehot(target) - eps / C); ignored rows get 0."""
+    """dloss (N,) (the gradient of each row's loss), x (N, C), target (N,), lse (N, 2) -> dx (N, C):
+    dx = dloss * (softmax(x) - (1 - eps) * onehot(target) - eps / C), softmax = exp((x - m) - log_s);
+    ignored rows get 0."""
     x = np.asarray(x, dtype=np.float64)
     target = np.asarray(target)
     N, C = x.shape
     keep = target != ignore_index
     p = np.zeros_like(x)
-    p[keep] = np.exp(x[keep] - np.asarray(lse, np.float64)[keep, None])
+    lse = np.asarray(lse, np.float64).reshape(N, 2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        p[keep] = np.exp((x[keep] - lse[keep, :1]) - lse[keep, 1:])
     p -= label_smoothing / C
     p[np.arange(N), np.where(keep, target, 0)] -= 1.0 - label_smoothing
     dx = p * np.asarray(dloss, np.float64)[:, None]

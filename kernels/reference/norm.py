@@ -5,6 +5,8 @@ layer norm on a 2-D (rows, D) view (one statistic per row). `weight` and `bias` 
 (identity affine). Every function returns float64 arrays; the saved statistics are `mean` and `rstd`
 (1 / sqrt(var + eps)).
 """
+import math
+
 import numpy as np
 
 __all__ = ["batch_norm_fwd_train", "batch_norm_fwd_eval", "batch_norm_bwd_train", "batch_norm_bwd_eval",
@@ -18,7 +20,7 @@ def _f64(a):
 def _bn3(x):
     """(N, C, *) -> float64 (N, C, L) view."""
     x = _f64(x)
-    return x.reshape(x.shape[0], x.shape[1], -1)
+    return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))      # N may be 0
 
 
 def _affine(xhat, weight, bias, shape):

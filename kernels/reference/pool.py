@@ -58,8 +58,9 @@ def max_pool2d_bwd(dout, argmax, x_shape, kernel_size, stride, padding, ceil_mod
     N, C, H, W = x_shape
     dx = np.zeros((N * C, H * W))
     rows = np.arange(N * C)[:, None]
-    np.add.at(dx, (rows, np.asarray(argmax).reshape(N * C, -1)),
-              np.asarray(dout, dtype=np.float64).reshape(N * C, -1))
+    P = int(np.prod(np.shape(argmax)[2:]))             # not -1: N * C may be 0
+    np.add.at(dx, (rows, np.asarray(argmax).reshape(N * C, P)),
+              np.asarray(dout, dtype=np.float64).reshape(N * C, P))
     return dx.reshape(N, C, H, W)
 
 

@@ -21,7 +21,7 @@ SIM = bool(config.ENABLE_CUDASIM)
 
 def test_tensors_know_and_keep_their_device():
     x = engine.tensor(np.arange(6.0).reshape(2, 3), device="cuda")
-    assert x.device == "cuda" and x.dtype == np.float32
+    assert x.device == "cuda" and x.dtype == np.float64          # a NumPy array keeps its dtype
     y = (x * 2 + 1).sum(axis=1)
     assert y.device == "cuda"
     back = y.to("cpu")
@@ -168,7 +168,7 @@ def test_recurrent_and_attention_layers_on_cuda():
         engine.manual_seed(0)
         gru = nn.GRU(3, 5).to(device)
         mha = nn.MultiHeadAttention(5, 1, dropout=0.0).to(device)
-        x = engine.tensor(np.random.default_rng(2).standard_normal((4, 2, 3)), device=device)
+        x = engine.tensor(np.random.default_rng(2).standard_normal((4, 2, 3)), dtype=engine.float32, device=device)
         out, h = gru(x)
         q = out.transpose(0, 1)
         y = mha(q, q, q, engine.tensor([2, 4], device=device))

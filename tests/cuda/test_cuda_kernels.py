@@ -491,3 +491,68 @@ def test_out_of_range_indices_read_nothing_and_give_nan(to_dev, to_host):
     np.testing.assert_array_equal(dw, [[1, 1], [0, 0], [0, 0], [0, 0]])
     y = to_host(kernels.cuda.masked_softmax_fwd(to_dev(np.zeros((2, 3), np.float32)), to_dev(np.array([5, -2]))))
     np.testing.assert_allclose(y, [[1 / 3] * 3, [0, 0, 0]], rtol=1e-6)
+
+
+# ---- issue 9: bad input and numerics, the same as on the CPU ---------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_huge_logits(dtype, to_dev, to_host):
+    """lse is kept as (max, log sum exp(x - max)): four equal logits of 3e38 give log 4, two tied maxima half
+    the gradient each (m + log s in float64 loses log s past |m| ~ 1e16)."""
+    big = 3e38 if dtype == np.float32 else 1e300
+    x = np.array([[big] * 4, [big, big, -big, 0.0]], dtype)
+    t = np.array([0, 0])
+    loss, lse = kernels.cuda.cross_entropy_fwd(to_dev(x), to_dev(t), 0.0, -100)
+    np.testing.assert_allclose(to_host(loss), [np.log(4), np.log(2)], rtol=1e-6)
+    np.testing.assert_allclose(to_host(lse), ref.cross_entropy_fwd(x, t, 0.0, -100)[1], rtol=1e-12)
+    dx = to_host(kernels.cuda.cross_entropy_bwd(to_dev(np.ones(2)), to_dev(x), to_dev(t), lse, 0.0, -100))
+    np.testing.assert_allclose(dx, [[-0.75, 0.25, 0.25, 0.25], [-0.5, 0.5, 0.0, 0.0]], rtol=1e-6, atol=1e-7)
+
+
+def test_activations_nan_and_zero_dim(to_dev, to_host):
+    """relu(NaN) = NaN with the gradient passing; 0-d inputs keep shape (); a dropped NaN is 0."""
+    x = np.array([np.nan, -1.0, 2.0, -0.0], np.float32)
+    y = to_host(kernels.cuda.relu_fwd(to_dev(x)))
+    np.testing.assert_array_equal(y, ref.relu_fwd(x))
+    dx = to_host(kernels.cuda.relu_bwd(to_dev(np.ones(4, np.float32)), to_dev(y)))
+    np.testing.assert_array_equal(dx, [1, 0, 1, 0])
+    for op in ("relu", "sigmoid", "tanh"):
+        assert to_host(getattr(kernels.cuda, f"{op}_fwd")(to_dev(np.array(1.5, np.float32)))).shape == ()
+    y, mask = (to_host(a) for a in kernels.cuda.dropout_fwd(to_dev(np.full(64, np.nan, np.float32)), 5, 0.5))
+    assert 0 < mask.sum() < 64 and np.all(y[~mask] == 0) and np.isnan(y[mask]).all()
+
+
+def test_sdpa_nan_empty_lengths_and_any_scale(to_dev, to_host):
+    """A NaN query row gives a NaN output row (not a zeroed one); S = 0 gives zeros, L = 0 an empty output;
+    scale 0 and negative scales match the reference."""
+    rng = np.random.default_rng(21)
+    q, k, v = (rng.standard_normal(s).astype(np.float64) for s in [(1, 3, 4), (1, 5, 4), (1, 5, 2)])
+    qn = q.copy()
+    qn[0, 1, 0] = np.nan
+    o, lse = (to_host(a) for a in kernels.cuda.sdpa_fwd(to_dev(qn), to_dev(k), to_dev(v), None, False, 0.5))
+    assert np.isnan(o[0, 1]).all() and np.isnan(lse[0, 1]) and np.isfinite(o[0, [0, 2]]).all()
+    o, lse = kernels.cuda.sdpa_fwd(to_dev(q), to_dev(k[:, :0]), to_dev(v[:, :0]), None, False, 0.5)
+    assert to_host(o).shape == (1, 3, 2) and not to_host(o).any() and np.isneginf(to_host(lse)).all()
+    o, lse = kernels.cuda.sdpa_fwd(to_dev(q[:, :0]), to_dev(k), to_dev(v), None, False, 0.5)
+    assert to_host(o).shape == (1, 0, 2)
+    for scale in (0.0, -0.7):
+        ro, rlse = ref.sdpa_fwd(q, k, v, None, True, scale)
+        o, lse = kernels.cuda.sdpa_fwd(to_dev(q), to_dev(k), to_dev(v), None, True, scale)
+        assert_close(to_host(o), ro, np.float64)
+        dout = rng.standard_normal(ro.shape)
+        grads = kernels.cuda.sdpa_bwd(to_dev(dout), to_dev(q), to_dev(k), to_dev(v), o, lse, None, True, scale)
+        for g, e in zip(grads, ref.sdpa_bwd(dout, q, k, v, ro, rlse, None, True, scale)):
+            assert_close(to_host(g), e, np.float64)
+
+
+def test_empty_batches(to_dev, to_host):
+    """batch norm (eval) with N = 0 and a linear layer with no input features: empty results, no reshape
+    error (PyTorch's behaviour)."""
+    x = np.zeros((0, 3, 2), np.float64)
+    y, mean, rstd = kernels.cuda.batch_norm_fwd_eval(to_dev(x), to_dev(np.zeros(3)), to_dev(np.ones(3)), None, None,
+                                                     1e-5)
+    assert to_host(y).shape == (0, 3, 2)
+    dx, dw, db = kernels.cuda.batch_norm_bwd_eval(to_dev(x), to_dev(x), None, mean, rstd)
+    assert to_host(dx).shape == (0, 3, 2) and not to_host(dw).any() and not to_host(db).any()
+    xl, w = np.zeros((2, 0)), np.zeros((4, 0))
+    dx, dw, db = kernels.cuda.linear_bwd(to_dev(np.ones((2, 4))), to_dev(xl), to_dev(w))
+    assert to_host(dx).shape == (2, 0) and to_host(dw).shape == (4, 0) and (to_host(db) == 2).all()
