@@ -37,6 +37,7 @@ test: venv
 
 bench: venv
 	$(BENCH_ENV) $(PY) -m bench
+	$(BENCH_ENV) $(PY) -m bench distributed
 
 # Regression tracking: save a run of the pytest-benchmark cases, later compare the working tree against the
 # last saved run (fails when a benchmark's minimum is BENCH_FAIL slower; BENCH_FAIL=min:40% loosens it).

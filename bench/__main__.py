@@ -1,8 +1,10 @@
-"""`python -m bench [all|verify|run] [options]`: check every kernel against its reference, then time it against PyTorch.
+"""`python -m bench [all|verify|run|distributed] [options]`: check every kernel against its reference, then time it against PyTorch.
 
 examples:
   python -m bench                       verify (float32 + float64), then benchmark at the standard shapes
   python -m bench verify                only the kernel checks; exit status 1 if any fails
+  python -m bench distributed           all-reduce against mpi4py and a training step on 1 and 2 ranks
+                                        (python -m bench distributed --help for its options)
   python -m bench run --ops conv2d,softmax --dtype float32
   python -m bench --quick               small shapes, few repeats (what `make test` runs)
   python -m bench --list                the ops and families it knows
@@ -31,9 +33,9 @@ def parse(argv):
     what = head.split(": ", 1)[1]
     ap = argparse.ArgumentParser(prog="python -m bench", description=what[:1].upper() + what[1:],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=rest)
-    ap.add_argument("command", nargs="?", default="all", choices=["all", "verify", "run"],
+    ap.add_argument("command", nargs="?", default="all", choices=["all", "verify", "run", "distributed"],
                     help="all: verify, then benchmark (default); verify: only check the kernels against their "
-                         "references; run: only the benchmark")
+                         "references; run: only the benchmark; distributed: the scale-out benchmark (MPI)")
     ap.add_argument("--ops", default="", help="comma-separated ops or families (default: all)")
     ap.add_argument("--quick", action="store_true", help="small shapes and few repeats")
     ap.add_argument("--gpu-set", action="store_true", help="with --device cuda: only the large GPU shapes "
@@ -96,6 +98,10 @@ def _devices(want):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["distributed"]:
+        from . import distributed
+        return distributed.main(argv[1:])
     args = parse(argv)
     _env(args)
     import warnings

@@ -237,9 +237,12 @@ def _toposort(root):
         seen.add(id(node))
         stack.append((node, True))
         if isinstance(node, Function):
-            for p in node.next:
-                if p is not None and id(p) not in seen:
-                    stack.append((p, False))
+            # any child order gives a topological order; pushing leaves first puts each leaf right after the
+            # last op that feeds it, so its gradient is accumulated (and its post-accumulate hooks run: DDP
+            # starts a bucket's all-reduce there) as soon as it is complete, not at the end of backward
+            nxt = [p for p in node.next if p is not None and id(p) not in seen]
+            stack.extend((p, False) for p in nxt if not isinstance(p, Function))
+            stack.extend((p, False) for p in nxt if isinstance(p, Function))
     return order
 
 

@@ -121,6 +121,25 @@ def _parse(argv):
     return p, p.parse_args(argv)
 
 
+def _init_data_parallel(p, a, exp, cfg, device, models):
+    """Under mpiexec with several ranks: join the process group (MPI, or NCCL on "cuda") and check that the
+    experiment trains data-parallel and that the global batch divides evenly; returns this rank (0 alone)."""
+    from . import distributed as dist
+    launched = dist.launched_world_size()
+    if launched is None or launched == 1:
+        return 0
+    if not exp.data_parallel:
+        p.error(f"{a.model} does not train data-parallel; these do: "
+                f"{', '.join(n for n in models.names() if models.get(n).data_parallel)}")
+    dist.init_process_group("nccl" if device == "cuda" else "mpi")
+    try:
+        dist.per_rank_batch_size(cfg.batch_size)
+    except ValueError as e:
+        p.error(f"--batch-size: {e}")
+    cfg.update(world_size=dist.get_world_size())
+    return dist.get_rank()
+
+
 def main(argv=None):
     from . import models
     p, a = _parse(argv)
@@ -155,12 +174,15 @@ def main(argv=None):
         except ValueError as e:
             p.error(str(e))
     cfg.update(device=a.device, seed=a.seed)
+    rank = _init_data_parallel(p, a, exp, cfg, device, models)
     import engine
     engine.manual_seed(a.seed)
-    run = models.Run(a.model, cfg, quiet=a.quiet)
+    run = models.Run(a.model, cfg, quiet=a.quiet or rank != 0)
     interrupted = False
     try:
         summary = exp.fn(cfg, run)
+        if rank != 0:                                 # rank 0 alone prints and writes results
+            return 0
     except KeyboardInterrupt:
         run.close()
         interrupted = True

@@ -22,5 +22,7 @@ timeout 150 "$PY" -m bench run --device cuda --gpu-set --no-progress --out "$OUT
 # 3. the kernel tests again through the PTX + CuPy RawModule launch path (opt-in until this passes on hardware)
 ENGINE_CUDA_LAUNCH=ptx timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/cuda/test_cuda_kernels.py \
   --junitxml="$OUT/cuda-tests-ptx.xml" 2>&1 | tee "$OUT/cuda-tests-ptx.txt" || status=1
+# 4. data-parallel on NCCL: a world of one on this GPU (CuPy's communicator, the unique id, DDP and SyncBatchNorm)
+timeout 180 "$PY" tests/distributed/gpu_nccl_check.py --out "$OUT" 2>&1 | tee "$OUT/nccl-check.txt" || status=1
 echo "gpu-check: $([ $status = 0 ] && echo ok || echo FAILED); results in $OUT" | tee -a "$OUT/status.txt"
 exit $status

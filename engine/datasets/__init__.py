@@ -9,8 +9,9 @@ import os
 import numpy as np
 
 from ..tensor import Tensor, default_generator
+from .sampler import DistributedSampler
 
-__all__ = ["load_digits", "load_time_machine", "train_test_split", "DataLoader"]
+__all__ = ["load_digits", "load_time_machine", "train_test_split", "DataLoader", "DistributedSampler"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -39,9 +40,11 @@ def train_test_split(*arrays, test_fraction=0.2, seed=0):
 
 
 class DataLoader:
-    """Minibatches of aligned arrays as Tensors: `for x, y in DataLoader((X, Y), batch_size=64, shuffle=True)`."""
+    """Minibatches of aligned arrays as Tensors: `for x, y in DataLoader((X, Y), batch_size=64, shuffle=True)`.
+    `sampler` (e.g. a DistributedSampler; exclusive with shuffle) gives the row order: an iterable of row
+    indices with a length, batched in the order it yields them."""
 
-    def __init__(self, arrays, batch_size=1, shuffle=False, drop_last=False, generator=None):
+    def __init__(self, arrays, batch_size=1, shuffle=False, drop_last=False, generator=None, sampler=None):
         self.arrays = [a.data if isinstance(a, Tensor) else np.asarray(a) for a in arrays]
         n = len(self.arrays[0])
         for i, a in enumerate(self.arrays):
@@ -49,15 +52,31 @@ class DataLoader:
                 raise ValueError(f"arrays[{i}]: has {len(a)} rows, arrays[0] has {n}")
         if batch_size < 1:
             raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
+        if sampler is not None and shuffle:
+            raise ValueError("sampler: the sampler option is mutually exclusive with shuffle")
+        if sampler is not None and not (hasattr(sampler, "__iter__") and hasattr(sampler, "__len__")):
+            raise TypeError(f"sampler: expected an iterable of indices with a length, got {type(sampler).__name__}")
         self.batch_size, self.shuffle, self.drop_last, self.generator = batch_size, shuffle, drop_last, generator
+        self.sampler = sampler
 
     def __len__(self):
-        n = len(self.arrays[0])
+        n = len(self.arrays[0]) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
         n = len(self.arrays[0])
-        order = (self.generator or default_generator()).permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            order = self._sampled(n)
+        else:
+            order = (self.generator or default_generator()).permutation(n) if self.shuffle else np.arange(n)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             yield tuple(Tensor(a[idx]) for a in self.arrays)
+
+    def _sampled(self, n):
+        get = getattr(self.sampler, "indices", None)
+        order = np.asarray(get() if callable(get) else list(self.sampler), dtype=np.int64).reshape(-1)
+        if order.size and (order.max() >= n or order.min() < -n):
+            bad = order.max() if order.max() >= n else order.min()
+            raise ValueError(f"sampler: index {bad} is out of range for arrays of {n} rows")
+        return order

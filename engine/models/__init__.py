@@ -25,13 +25,15 @@ class Experiment:
     description: str
     defaults: dict = field(default_factory=dict)
     devices: tuple = ("cpu",)          # where it runs (`python -m engine.train <name> --device cuda`)
+    data_parallel: bool = False        # trains data-parallel under mpiexec (engine.distributed)
 
 
-def experiment(name, description, devices=("cpu",), **defaults):
+def experiment(name, description, devices=("cpu",), data_parallel=False, **defaults):
     """Register `fn(cfg, run)` under `name`; `defaults` are its hyper-parameters (epochs, lr, ...); `devices`
-    where it can run (cfg.device says which)."""
+    where it can run (cfg.device says which); `data_parallel` whether it trains data-parallel when launched
+    with several ranks (`mpiexec -n 4 python -m mpi4py -m engine.train <name>`)."""
     def register(fn):
-        REGISTRY[name] = Experiment(name, fn, description, defaults, tuple(devices))
+        REGISTRY[name] = Experiment(name, fn, description, defaults, tuple(devices), bool(data_parallel))
         return fn
     return register
 

@@ -8,12 +8,12 @@ import numpy as np
 import engine
 import engine.functional as F
 from engine import nn, optim
-from engine.datasets import DataLoader, load_digits, train_test_split
+from engine.datasets import DataLoader, DistributedSampler, load_digits, train_test_split
 
 from . import experiment
 
-# every experiment here trains through train_classifier, which runs on cfg.device
-classifier = functools.partial(experiment, devices=("cpu", "cuda"))
+# every experiment here trains through train_classifier, which runs on cfg.device and data-parallel under mpiexec
+classifier = functools.partial(experiment, devices=("cpu", "cuda"), data_parallel=True)
 
 
 def digits(size=8, seed=0):
@@ -44,18 +44,32 @@ def evaluate(model, x, y, batch_size=512):
 
 def train_classifier(model, data, cfg, run, opt=None, prefix=""):
     """Minibatch training with cross-entropy on cfg.device ("cpu" by default; on "cuda" the model and the
-    data move there once, and batches are cut on the device); logs train/val loss and accuracy each epoch."""
+    data move there once, and batches are cut on the device); logs train/val loss and accuracy each epoch.
+    In a process group of several ranks (engine.distributed) it trains data-parallel with the same global
+    batch: each rank takes its share of every epoch (DistributedSampler), gradients are averaged by
+    DistributedDataParallel and batch norm uses the whole batch's statistics (SyncBatchNorm)."""
+    import engine.distributed as dist
     device = cfg.get("device", "cpu")
     if device != "cpu":
         model.to(device)
         data = [engine.tensor(a, dtype=a.dtype, device=device) for a in data]
     x_train, x_val, y_train, y_val = data
+    net, sampler, batch = model, None, cfg.batch_size
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = nn.parallel.DistributedDataParallel(model)
+        batch = dist.per_rank_batch_size(cfg.batch_size)
+        sampler = DistributedSampler(len(y_train), seed=cfg.seed)
     opt = opt or optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.get("momentum", 0.0),
                            weight_decay=cfg.get("weight_decay", 0.0))
     for epoch in range(cfg.epochs):
-        batches = DataLoader((x_train, y_train), batch_size=cfg.batch_size, shuffle=True)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            batches = DataLoader((x_train, y_train), batch_size=batch, sampler=sampler)
+        else:
+            batches = DataLoader((x_train, y_train), batch_size=batch, shuffle=True)
         for xb, yb in run.progress(batches, desc=f"{prefix}epoch {epoch + 1}"):
-            loss = F.cross_entropy(model(xb), yb)
+            loss = F.cross_entropy(net(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -4,3 +4,5 @@ from .layers import *  # noqa: F401,F403
 from .module import Module, Parameter  # noqa: F401
 from .attention import *  # noqa: F401,F403,E402
 from .rnn import *  # noqa: F401,F403,E402
+from . import parallel  # noqa: F401,E402
+from .sync_batchnorm import SyncBatchNorm  # noqa: F401,E402
