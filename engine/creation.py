@@ -125,25 +125,65 @@ def from_dlpack(ext_tensor):
 
 
 # ---- factories ----------------------------------------------------------------------------------------------
-def _shape(shape):
+def _shape(shape, size=None):
+    """The shape of a factory call: sizes as arguments (zeros(2, 3)), one tuple or list (zeros((2, 3))), or
+    the size= keyword (zeros(size=(2, 3)))."""
+    if size is not None:
+        if shape:
+            raise TypeError("size: give the sizes as arguments or as size=, not both")
+        shape = (size,)
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     for n in shape:
         if not isinstance(n, numbers.Integral) or isinstance(n, bool):
-            raise TypeError(f"size: expected ints, got {shape!r}")
+            raise TypeError(f"size: expected ints, got {tuple(shape)!r}")
         if n < 0:
             raise ValueError(f"size: every dim must be non-negative, got {tuple(shape)}")
     return tuple(int(n) for n in shape)
 
 
 def _factory(fn):
-    def make(*size, dtype=float32, device="cpu", requires_grad=False):
+    def make(*size, dtype=None, device="cpu", requires_grad=False, **kw):
+        shape = _shape(size, _size_kw(fn.__name__, kw))
         device = check_device(device)
-        return Tensor(to_device(fn(_shape(size), dtype=_dtype_arg(dtype)), device), requires_grad=requires_grad)
+        dt = float32 if dtype is None else _dtype_arg(dtype)
+        return Tensor(to_device(fn(shape, dtype=dt), device), requires_grad=requires_grad)
     make.__name__ = fn.__name__
+    make.__doc__ = f"A new tensor of the given size filled by {fn.__name__} (float32 unless dtype says otherwise)."
     return make
 
 
 zeros, ones, empty = _factory(np.zeros), _factory(np.ones), _factory(np.empty)
+
+
+def full(size, fill_value, *, dtype=None, device="cpu", requires_grad=False):
+    """A tensor of `size` filled with fill_value; its dtype follows the value (bool, int64 or float32)."""
+    if dtype is None:
+        dtype = np.bool_ if isinstance(fill_value, bool) else np.int64 if isinstance(fill_value, numbers.Integral)             else float32
+    a = np.full(_shape((size,)), fill_value, dtype=_dtype_arg(dtype))
+    return Tensor(to_device(a, check_device(device)), requires_grad=requires_grad)
+
+
+def eye(n, m=None, *, dtype=None, device="cpu", requires_grad=False):
+    """The n x m identity (m defaults to n)."""
+    for name, v in (("n", n), ("m", n if m is None else m)):
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"{name}: expected a non-negative int, got {v!r}")
+    a = np.eye(n, n if m is None else m, dtype=float32 if dtype is None else _dtype_arg(dtype))
+    return Tensor(to_device(a, check_device(device)), requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device="cpu", requires_grad=False):
+    """`steps` evenly spaced values from start to end inclusive (float32 unless dtype says otherwise)."""
+    if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"steps: expected a non-negative int, got {steps!r}")
+    a = np.linspace(float(start), float(end), int(steps)).astype(float32 if dtype is None else _dtype_arg(dtype))
+    return Tensor(to_device(a, check_device(device)), requires_grad=requires_grad)
+
+
+def logspace(start, end, steps, base=10.0, *, dtype=None, device="cpu", requires_grad=False):
+    a = np.logspace(float(start), float(end), int(steps), base=base).astype(
+        float32 if dtype is None else _dtype_arg(dtype))
+    return Tensor(to_device(a, check_device(device)), requires_grad=requires_grad)
 
 
 def _like(fn):
@@ -166,8 +206,27 @@ def _array_module_fn(name):
 zeros_like, ones_like, empty_like = (_like(_array_module_fn(n)) for n in ("zeros_like", "ones_like", "empty_like"))
 
 
-def arange(*args, dtype=None, device="cpu", requires_grad=False):
-    """arange(end), arange(start, end[, step]): int64 for int arguments, float32 when any is a float."""
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
+    from .backend import array_module
+    a = array_module(input.data).full(input.shape, fill_value, dtype=input.dtype if dtype is None else
+                                      _dtype_arg(dtype))
+    t = Tensor(a, requires_grad=requires_grad)
+    return t if device is None else t.to(device)
+
+
+def arange(*args, dtype=None, device="cpu", requires_grad=False, **kw):
+    """arange(end), arange(start, end[, step]) (or start=, end=, step=): int64 for int arguments, float32 when
+    any is a float."""
+    if kw:
+        names = ("start", "end", "step")
+        if set(kw) - set(names):
+            raise TypeError(f"arange(): unexpected keyword argument {next(iter(set(kw) - set(names)))!r}")
+        vals = dict(zip(("end",) if len(args) == 1 else names, args))
+        vals.update(kw)
+        args = (vals.get("start", 0), vals["end"], vals.get("step", 1))
+    args = tuple(a.item() if isinstance(a, Tensor) else a for a in args)
+    if len(args) == 3 and args[2] == 0:
+        raise ValueError("step: must be non-zero")
     a = np.arange(*args)
     if dtype is None and a.dtype.kind == "f":
         a = a.astype(float32)
@@ -191,13 +250,28 @@ def default_generator():
     return _rng
 
 
-def randn(*size, dtype=float32, device="cpu", requires_grad=False, generator=None):
+def _draw(draw, size, dtype, device, requires_grad, generator, size_kw):
     g = generator or _rng
-    return Tensor(to_device(g.standard_normal(_shape(size)).astype(_dtype_arg(dtype)), check_device(device)),
-                  requires_grad=requires_grad)
+    dt = float32 if dtype is None else _dtype_arg(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"dtype: random floats need a floating dtype, got {dt}")
+    a = draw(g, _shape(size, size_kw)).astype(dt)
+    return Tensor(to_device(a, check_device(device)), requires_grad=requires_grad)
 
 
-def rand(*size, dtype=float32, device="cpu", requires_grad=False, generator=None):
-    g = generator or _rng
-    return Tensor(to_device(g.random(_shape(size)).astype(_dtype_arg(dtype)), check_device(device)),
-                  requires_grad=requires_grad)
+def randn(*size, dtype=None, device="cpu", requires_grad=False, generator=None, **kw):
+    """Standard normal samples of the given size (randn(2, 3), randn((2, 3)) or randn(size=(2, 3)))."""
+    return _draw(lambda g, s: g.standard_normal(s), size, dtype, device, requires_grad, generator,
+                 _size_kw("randn", kw))
+
+
+def rand(*size, dtype=None, device="cpu", requires_grad=False, generator=None, **kw):
+    """Uniform samples in [0, 1) of the given size."""
+    return _draw(lambda g, s: g.random(s), size, dtype, device, requires_grad, generator, _size_kw("rand", kw))
+
+
+def _size_kw(fn, kw):
+    size = kw.pop("size", None)
+    if kw:
+        raise TypeError(f"{fn}(): unexpected keyword argument {next(iter(kw))!r}")
+    return size

@@ -9,3 +9,5 @@ from .ops.activation import *  # noqa: F401,F403
 from .ops.embedding import *  # noqa: F401,F403
 from .ops.linear import *  # noqa: F401,F403
 from .ops.rnn import *  # noqa: F401,F403
+from .ops.nll import *  # noqa: F401,F403
+from .ops.encoding import *  # noqa: F401,F403

@@ -255,7 +255,10 @@ class Tensor:
             t = Cast.apply(t, dtype=np.dtype(dtype))
         return Clone.apply(t) if copy and t is self else t
 
-    def cuda(self):
+    def cuda(self, device=None, non_blocking=False):
+        """A copy on "cuda" (device: an index or a name such as 'cuda:0'; the engine uses the current GPU)."""
+        if device is not None and not isinstance(device, int) and str(device).split(":")[0] != "cuda":
+            raise ValueError(f"device: expected a CUDA device, got {device!r}")
         return self.to("cuda")
 
     def cpu(self):
@@ -266,6 +269,20 @@ class Tensor:
 
     def double(self):
         return self.to(float64)
+
+    def half(self):
+        return self.to(float16)
+
+    def type(self, dtype=None):
+        """With no argument, the type name ('engine.FloatTensor'); else the tensor cast to `dtype` (a dtype or a
+        name such as 'torch.LongTensor'), as torch.Tensor.type."""
+        from .functions import dtypes
+        if dtype is None:
+            return dtypes.legacy_name(self.dtype)
+        return self.to(dtypes.from_legacy(dtype) if isinstance(dtype, str) else dtypes.as_dtype(dtype))
+
+    def type_as(self, other):
+        return self.to(other.dtype)
 
     def long(self):
         return self.to(int64)
@@ -355,45 +372,51 @@ class Tensor:
         from ._inplace import setitem
         setitem(self, _raw_index(idx), value, op="t[idx] = value")
 
-    # ---- arithmetic -------------------------------------------------------------------------
-    def _lift(self, other):
-        if isinstance(other, (Tensor, numbers.Number)):
-            return other
-        return Tensor._wrap(_xp(self.data).asarray(other, dtype=self.dtype))
-
-    def __add__(self, o): return _ops.Add.apply(self, self._lift(o))
-    def __radd__(self, o): return _ops.Add.apply(self._lift(o), self)
-    def __sub__(self, o): return _ops.Sub.apply(self, self._lift(o))
-    def __rsub__(self, o): return _ops.Sub.apply(self._lift(o), self)
-    def __mul__(self, o): return _ops.Mul.apply(self, self._lift(o))
-    def __rmul__(self, o): return _ops.Mul.apply(self._lift(o), self)
-    def __truediv__(self, o): return _ops.Div.apply(self, self._lift(o))
-    def __rtruediv__(self, o): return _ops.Div.apply(self._lift(o), self)
-    def __matmul__(self, o): return _ops.MatMul.apply(self, self._lift(o))
-    def __rmatmul__(self, o): return _ops.MatMul.apply(self._lift(o), self)
+    # ---- arithmetic (PyTorch's type promotion: engine.functions.dtypes) -------------------------
+    def __add__(self, o): return _arith("add", self, o)
+    def __radd__(self, o): return _arith("add", o, self)
+    def __sub__(self, o): return _arith("sub", self, o)
+    def __rsub__(self, o): return _arith("sub", o, self)
+    def __mul__(self, o): return _arith("mul", self, o)
+    def __rmul__(self, o): return _arith("mul", o, self)
+    def __truediv__(self, o): return _arith("div", self, o)
+    def __rtruediv__(self, o): return _arith("div", o, self)
+    def __floordiv__(self, o): return _arith("floordiv", self, o)
+    def __rfloordiv__(self, o): return _arith("floordiv", o, self)
+    def __mod__(self, o): return _arith("mod", self, o)
+    def __rmod__(self, o): return _arith("mod", o, self)
+    def __pow__(self, o): return _arith("pow", self, o)
+    def __rpow__(self, o): return _arith("pow", o, self)
+    def __and__(self, o): return _arith("and", self, o)
+    def __rand__(self, o): return _arith("and", o, self)
+    def __or__(self, o): return _arith("or", self, o)
+    def __ror__(self, o): return _arith("or", o, self)
+    def __xor__(self, o): return _arith("xor", self, o)
+    def __rxor__(self, o): return _arith("xor", o, self)
+    def __matmul__(self, o): return _matmul(self, _lift(self, o))
+    def __rmatmul__(self, o): return _matmul(_lift(self, o), self)
     def __neg__(self): return _ops.Neg.apply(self)
+    def __pos__(self): return self
+    def __abs__(self): return self.abs()
 
-    def __pow__(self, p):
-        if not isinstance(p, numbers.Real):
-            raise TypeError(f"exponent: only a Python scalar exponent is supported, got {type(p).__name__}")
-        return _ops.Pow.apply(self, p=p)
+    def __invert__(self):
+        """Logical not of a bool tensor, bitwise not of an integer one (TypeError for floats, as in PyTorch)."""
+        if self.dtype.kind == "f":
+            raise TypeError(f"~: bitwise not is only defined for bool and integer tensors, got dtype {self.dtype}")
+        return _wrap_like(~self.data, self)
 
-    def _compare(self, o, fn):
-        o = o.data if isinstance(o, Tensor) else o
-        return Tensor._wrap(fn(self.data, o))
-
-    def __eq__(self, o): return self._compare(o, lambda a, b: a == b)
-    def __ne__(self, o): return self._compare(o, lambda a, b: a != b)
-    def __lt__(self, o): return self._compare(o, lambda a, b: a < b)
-    def __le__(self, o): return self._compare(o, lambda a, b: a <= b)
-    def __gt__(self, o): return self._compare(o, lambda a, b: a > b)
-    def __ge__(self, o): return self._compare(o, lambda a, b: a >= b)
+    def __eq__(self, o): return _compare(self, o, "eq")
+    def __ne__(self, o): return _compare(self, o, "ne")
+    def __lt__(self, o): return _compare(self, o, "lt")
+    def __le__(self, o): return _compare(self, o, "le")
+    def __gt__(self, o): return _compare(self, o, "gt")
+    def __ge__(self, o): return _compare(self, o, "ge")
     __hash__ = object.__hash__
 
-    def exp(self): return _ops.Exp.apply(self)
-    def log(self): return _ops.Log.apply(self)
-    def sqrt(self): return self ** 0.5
-    def abs(self): return _ops.Abs.apply(self)
+    def exp(self): return _fns().exp(self)
+    def log(self): return _fns().log(self)
+    def sqrt(self): return _fns().sqrt(self)
+    def abs(self): return _fns().abs(self)
 
     def clamp(self, min=None, max=None):
         _clamp_args(min, max)
@@ -422,25 +445,45 @@ class Tensor:
         return functional.log_softmax(self, dim)
 
     # ---- reductions -------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False, dim=None, keepdim=None, out=None):
-        keepdims = _keep_arg(keepdims, keepdim, out)
-        return _ops.Sum.apply(self, axis=_axes(dim if dim is not None else axis, self.ndim), keepdims=keepdims)
+    # dim: an int, a tuple of ints or None (all dims); `axis`/`keepdims` are accepted as NumPy's names (so that
+    # np.sum(tensor) works). Integer and bool sums are int64, as in PyTorch.
+    def sum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None, out=None):
+        axes = _axes(_dim_arg(dim, axis), self.ndim)
+        keep = _keep_arg(keepdim, keepdims, out)
+        if dtype is None and self.dtype.kind in "biu":
+            dtype = int64
+        return _ops.Sum.apply(self, axis=axes, keepdims=keep, dtype=None if dtype is None else np.dtype(dtype))
 
-    def mean(self, axis=None, keepdims=False, dim=None, keepdim=None, out=None):
-        keepdims = _keep_arg(keepdims, keepdim, out)
-        axes = _axes(dim if dim is not None else axis, self.ndim)
-        n = int(np.prod([self.shape[a] for a in axes])) if axes else 1
-        return self.sum(axis=axes, keepdims=keepdims) / n if axes != () else self.sum(axis=(), keepdims=keepdims)
+    def mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None, out=None):
+        """Floating-point tensors only (RuntimeError otherwise, as in PyTorch; pass dtype= to cast first)."""
+        x = self if dtype is None else self.to(dtype)
+        if x.dtype.kind != "f":
+            raise RuntimeError(f"mean(): could not infer the output dtype: the input dtype must be floating point, "
+                               f"got {x.dtype} (use .float() or dtype=engine.float32)")
+        axes = _axes(_dim_arg(dim, axis), x.ndim)
+        keep = _keep_arg(keepdim, keepdims, out)
+        n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        s = _ops.Sum.apply(x, axis=axes, keepdims=keep, dtype=None)
+        return s / n if n != 1 else s
 
-    def max(self, axis=None, keepdims=False, dim=None, keepdim=None, out=None):
-        keepdims = _keep_arg(keepdims, keepdim, out)
-        return _ops.Max.apply(self, axis=_axes(dim if dim is not None else axis, self.ndim), keepdims=keepdims)
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        """max(): the largest element (ties share the gradient); max(dim): (values, indices), the gradient going to
+        the index; max(other): the elementwise maximum."""
+        from .functions import reduce
+        return reduce.max(self, dim, keepdim, axis=axis, keepdims=keepdims, out=out)
 
-    def argmax(self, axis=None, dim=None, keepdim=False):
-        axis = dim if dim is not None else axis
-        if axis is not None:
-            axis = _dim(axis, self.ndim)
-        return Tensor._wrap(self.data.argmax(axis=axis, keepdims=keepdim))
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        """As max, for the smallest."""
+        from .functions import reduce
+        return reduce.min(self, dim, keepdim, axis=axis, keepdims=keepdims, out=out)
+
+    def argmax(self, dim=None, keepdim=False, *, axis=None):
+        from .functions import reduce
+        return reduce.argmax(self, dim, keepdim, axis=axis)
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None):
+        from .functions import reduce
+        return reduce.argmin(self, dim, keepdim, axis=axis)
 
     # ---- shape ------------------------------------------------------------------------------
     def reshape(self, *shape):
@@ -453,6 +496,8 @@ class Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         start, end = _dim(start_dim, self.ndim), _dim(end_dim, self.ndim)
+        if start > end:
+            raise RuntimeError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
         return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
 
     def permute(self, *axes):
@@ -469,6 +514,13 @@ class Tensor:
             return self.swapaxes(*axes)
         return self.permute(*axes)
 
+    def t(self):
+        """The transpose of a matrix (a 0-d or 1-d tensor as it is), as torch.Tensor.t."""
+        if self.ndim > 2:
+            raise RuntimeError(f"t(): expects a tensor with at most 2 dims, got {self.ndim} (use transpose(d0, d1) "
+                               "or permute)")
+        return self.transpose() if self.ndim == 2 else self.reshape(self.shape)
+
     def swapaxes(self, a, b):
         a, b = _dim(a, self.ndim), _dim(b, self.ndim)
         perm = list(range(self.ndim))
@@ -480,12 +532,14 @@ class Tensor:
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def squeeze(self, dim=None):
+        """Drop size-1 dims: all of them, or those of `dim` (an int or a tuple) that have size 1."""
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
         if self.ndim == 0:
+            _dim(dim, 0) if not isinstance(dim, (tuple, list)) else [_dim(d, 0) for d in dim]
             return self
-        dim = _dim(dim, self.ndim)
-        return self.reshape(self.shape[:dim] + self.shape[dim + 1:]) if self.shape[dim] == 1 else self
+        dims = {_dim(d, self.ndim) for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1)))
 
     def contiguous(self):
         return self
@@ -511,11 +565,20 @@ def _raw_index(idx):
     return idx
 
 
-def _keep_arg(keepdims, keepdim, out):
+def _keep_arg(keepdim, keepdims, out):
     """keepdim (PyTorch) or keepdims (NumPy); `out` is accepted so that np.sum(tensor) works, but not used."""
     if out is not None:
         raise TypeError("out: writing a reduction into an existing tensor is not supported")
-    return keepdims if keepdim is None else keepdim
+    return bool(keepdim if keepdims is None else keepdims)
+
+
+def _dim_arg(dim, axis):
+    """dim (PyTorch) or its alias axis (NumPy's name, which PyTorch accepts too)."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError("dim: give dim or axis, not both")
+        return axis
+    return dim
 
 
 def _clamp_args(lo, hi):
@@ -537,16 +600,17 @@ def _dim(d, ndim):
 
 
 def _axes(axis, ndim):
+    """dim=None (every dim), an int or a sequence of ints, as a sorted tuple of non-negative dims."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, numbers.Integral):
+    if isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
         axis = (axis,)
-    out = []
-    for a in axis:
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"axis: {a} is out of range for a tensor of {ndim} dims")
-        out.append(int(a) % max(ndim, 1))
-    return tuple(sorted(out))
+    if not isinstance(axis, (tuple, list)):
+        raise TypeError(f"dim: expected an int, a tuple of ints or None, got {axis!r}")
+    out = {_dim(a, ndim) for a in axis}
+    if len(out) != len(axis):
+        raise RuntimeError(f"dim: {tuple(axis)} names a dim more than once")
+    return tuple(sorted(out)) if ndim else ()
 
 
 def cat(tensors, dim=0):
@@ -587,3 +651,6 @@ autograd.Tensor = Tensor
 from . import tensor_ops as _ops  # noqa: E402  (it imports autograd, which needs Tensor set)
 from .creation import (arange, as_tensor, default_generator, empty, empty_like, from_dlpack,  # noqa: E402,F401
                        from_numpy, manual_seed, ones, ones_like, rand, randn, tensor, zeros, zeros_like)
+from .functions.arith import _arith, _compare, _fns, _lift, _matmul, _wrap_like  # noqa: E402,F401
+from .functions import methods as _methods  # noqa: E402  (x.sin(), x.cumsum(0), ...: the torch.* functions)
+_methods.install(Tensor)

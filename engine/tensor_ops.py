@@ -182,6 +182,8 @@ class MatMul(Function):
     def backward(ctx, g):
         ashape, bshape = ctx.ashape, ctx.bshape
         a_vec, b_vec = len(ashape) == 1, len(bshape) == 1      # vectors are promoted as matmul does
+        if a_vec and b_vec:                                     # a dot product: g is 0-d
+            return (g * ctx.b if ctx.needs_input_grad[0] else None), (g * ctx.a if ctx.needs_input_grad[1] else None)
         g2 = g[..., None, :] if a_vec else g
         g2 = g2[..., None] if b_vec else g2
         da = db = None
@@ -195,16 +197,18 @@ class MatMul(Function):
 
 
 class Sum(Function):
+    """Sum over `axis` (a tuple), in `dtype` when given (PyTorch sums integers in int64)."""
+
     @staticmethod
-    def forward(ctx, a, axis, keepdims):
-        ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
-        return a.sum(axis=axis, keepdims=keepdims)
+    def forward(ctx, a, axis, keepdims, dtype=None):
+        ctx.shape, ctx.axis, ctx.keepdims, ctx.dtype = a.shape, axis, keepdims, a.dtype
+        return a.sum(axis=axis, keepdims=keepdims, dtype=dtype)
 
     @staticmethod
     def backward(ctx, g):
         if not ctx.keepdims:
             g = g.reshape([1 if i in ctx.axis else n for i, n in enumerate(ctx.shape)])
-        return array_module(g).broadcast_to(g, ctx.shape).copy()
+        return array_module(g).broadcast_to(g, ctx.shape).astype(ctx.dtype)
 
 
 class Max(Function):

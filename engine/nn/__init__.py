@@ -6,3 +6,6 @@ from .attention import *  # noqa: F401,F403,E402
 from .rnn import *  # noqa: F401,F403,E402
 from . import parallel  # noqa: F401,E402
 from .sync_batchnorm import SyncBatchNorm  # noqa: F401,E402
+from .lazy import *  # noqa: F401,F403,E402
+from .losses import *  # noqa: F401,F403,E402
+from .. import functional  # noqa: F401,E402  (torch.nn.functional: `from engine.nn import functional as F`)

@@ -210,6 +210,9 @@ class Module:
             arr = v.data if isinstance(v, Tensor) else np.asarray(v)
             if arr.dtype.kind not in "fiub":
                 raise TypeError(f"state_dict[{k!r}]: expected a tensor or a numeric array, got {type(v).__name__}")
+            materialize = getattr(t, "materialize", None)      # a lazy module's parameter that has not run yet
+            if materialize is not None:
+                materialize(tuple(arr.shape))
             if tuple(arr.shape) != t.shape:
                 raise ValueError(f"state_dict[{k!r}]: shape {tuple(arr.shape)} does not match the module's {t.shape}")
             t.data[...] = to_device(arr, t.device)

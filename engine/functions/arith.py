@@ -1,0 +1,96 @@
+"""Tensor's operators with PyTorch's type promotion (engine.functions.dtypes): + - * / // % ** & | ^ and the
+comparisons, for Tensors, Python/NumPy numbers and array-likes. engine/tensor.py binds them."""
+import numbers
+import operator
+
+import numpy as np
+
+from .. import tensor_ops as _ops
+from ..backend import array_module as _array_module, on_device_of
+from ..ops.pointwise import FloorDivide, PowTensor, Remainder
+from ..tensor import Tensor, float32
+from .dtypes import result_type
+
+_OPS = {"add": _ops.Add, "sub": _ops.Sub, "mul": _ops.Mul, "div": _ops.Div, "floordiv": FloorDivide, "mod": Remainder}
+
+
+def _xp(a):
+    return _array_module(a)
+
+
+def _fns():
+    from . import math
+    return math
+
+
+def _lift(t, other):
+    """A non-Tensor operand of t's operator: numbers stay numbers (NumPy scalars become Python numbers, weak in
+    promotion as in PyTorch); anything else (lists, arrays) becomes a tensor of t's dtype on t's device."""
+    if isinstance(other, np.generic):
+        return other.item()
+    if isinstance(other, (Tensor, numbers.Number)):
+        return other
+    return _wrap_like(_xp(t.data).asarray(other, dtype=t.dtype), t)
+
+
+def _wrap_like(array, like):
+    """`array` as a tensor on the device of `like` (a Tensor or an array): under the CUDA simulator, NumPy
+    constructors and some NumPy calls on device arrays hand back host arrays."""
+    return Tensor._wrap(on_device_of(array, like.data if isinstance(like, Tensor) else like))
+
+
+def _cast(v, dtype):
+    return (v if v.data.dtype == dtype else v.to(dtype)) if isinstance(v, Tensor) else v
+
+
+_BITWISE = {"and": "bitwise_and", "or": "bitwise_or", "xor": "bitwise_xor"}
+
+
+def _arith(op, a, b):
+    """a <op> b with PyTorch's type promotion; one of a, b is a Tensor. op: add, sub, mul, div (true
+    division: integers give float32), floordiv, mod, pow, and, or, xor."""
+    if isinstance(a, Tensor):
+        b = _lift(a, b)
+    else:
+        a = _lift(b, a)
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype == b.data.dtype:
+        rt = a.data.dtype                                    # the common case, without the promotion rules
+    else:
+        rt = result_type(a, b)
+    if op == "div" and rt.kind != "f":
+        rt = float32
+    a, b = _cast(a, rt), _cast(b, rt)
+    if op in _BITWISE:
+        if rt.kind == "f":
+            raise TypeError(f"{_BITWISE[op]}: only defined for bool and integer tensors, got dtype {rt}")
+        x = a if isinstance(a, Tensor) else b
+        raw = [v.data if isinstance(v, Tensor) else v for v in (a, b)]
+        return _wrap_like(getattr(_xp(x.data), _BITWISE[op])(*raw), x)
+    if op == "pow":
+        negative = bool((b.data < 0).any()) if isinstance(b, Tensor) else b < 0
+        if rt.kind in "iu" and negative:
+            raise RuntimeError("pow: integers to negative integer powers are not allowed")
+        if isinstance(b, Tensor):
+            return PowTensor.apply(a, b)
+        return _ops.Pow.apply(a, p=b)
+    return _OPS[op].apply(a, b)
+
+
+def _compare(a, o, op):
+    """a <op> o elementwise after type promotion (a Tensor, o a Tensor or a number): a bool tensor."""
+    o = _lift(a, o)
+    x, y = a.data, o.data if isinstance(o, Tensor) else o
+    if not (isinstance(o, Tensor) and y.dtype == x.dtype):
+        rt = result_type(a, o)
+        x = x if x.dtype == rt else x.astype(rt)
+        if isinstance(o, Tensor) and y.dtype != rt:
+            y = y.astype(rt)
+    if isinstance(o, Tensor) and o.device != a.device:
+        raise RuntimeError(f"{op}: expected both tensors on one device, got {a.device} and {o.device}")
+    return _wrap_like(getattr(operator, op)(x, y), a)
+
+
+def _matmul(a, b):
+    if isinstance(b, Tensor) and isinstance(a, Tensor) and a.data.dtype != b.data.dtype:
+        raise RuntimeError(f"matmul: expected both operands to have one dtype, got {a.dtype} and {b.dtype}")
+    return _ops.MatMul.apply(a, b)
