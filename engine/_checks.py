@@ -10,7 +10,7 @@ from .backend import FLOAT_DTYPES, device_of
 
 
 def _arr(t):
-    return getattr(t, "data", t) if hasattr(t, "_ctx") else t
+    return getattr(t, "_data", t) if hasattr(t, "_ctx") else t
 
 
 def check_tensor(name, t):
@@ -52,7 +52,7 @@ def check_float_inputs(**named):
             continue
         if not isinstance(v, Tensor):
             raise TypeError(f"{k}: expected a Tensor, got {type(v).__name__}")
-        a = v.data
+        a = v._data
         dt = a.dtype
         if dt not in FLOAT_DTYPES:
             raise TypeError(f"{k}: unsupported dtype {dt}; expected float32 or float64")

@@ -22,7 +22,7 @@ def _raw(t, other, op):
     if isinstance(other, Tensor):
         if other.device != t.device and other.ndim != 0:
             raise RuntimeError(f"{op}: expected both tensors on one device, got {t.device} and {other.device}")
-        return other.data if other.device == t.device else other.item()
+        return other._data if other.device == t.device else other.item()
     return other
 
 
@@ -32,7 +32,7 @@ def _requires(values):
 
 
 def _writable(t, op):
-    flags = getattr(t.data, "flags", None)
+    flags = getattr(t._data, "flags", None)
     if flags is not None and not flags.writeable:
         raise RuntimeError(f"{op}: the tensor's memory is read-only (e.g. shared with a read-only array through "
                            f"from_dlpack or from_numpy); clone() it first")
@@ -42,7 +42,7 @@ def _snapshot(t):
     """A tensor standing for t's value and history before an in-place op (its own copy of the values, so that
     what the next op keeps for backward is never overwritten)."""
     from .tensor import Tensor
-    s = Tensor._wrap(t.data.copy(), requires_grad=t.requires_grad)
+    s = Tensor._wrap(t._data.copy(), requires_grad=t.requires_grad)
     s._ctx = t._ctx
     return s
 
@@ -57,8 +57,8 @@ def _refuse_leaf(t, op):
 
 def _rebase(t, base, new_base):
     """Write new_base's values into base's memory and give base (and t, a view of it) the new history."""
-    base.data[...] = new_base.data
-    bump_version(base.data)
+    base._data[...] = new_base._data
+    bump_version(base._data)
     base._ctx, base._requires_grad = new_base._ctx, new_base.requires_grad
     if t is not base:
         v = base
@@ -74,18 +74,18 @@ def apply(t, op, tensor_fn, raw_fn, operands=()):
     if not (is_grad_enabled() and (t.requires_grad or _requires(operands))):
         raws = [_raw(t, o, op) for o in operands]
         try:
-            raw_fn(t.data, *raws)
+            raw_fn(t._data, *raws)
         except (TypeError, ValueError) as e:
             raise _explain(t, op, operands, e) from None
-        bump_version(t.data)
+        bump_version(t._data)
         return t
     _refuse_leaf(t, op)
     if t._base is None:
         old = _snapshot(t)
         new = tensor_fn(old, *operands)
         _check_result(t, new, op)
-        t.data[...] = new.data
-        bump_version(t.data)
+        t._data[...] = new._data
+        bump_version(t._data)
         t._ctx, t._requires_grad = new._ctx, new.requires_grad
         return t
     base = t._base
@@ -107,21 +107,21 @@ def setitem(t, idx, value, op="t[idx] = value"):
     if not (is_grad_enabled() and _requires((t, value))):
         v = _raw(t, value, op)
         try:
-            t.data[idx] = v
+            t._data[idx] = v
         except (TypeError, ValueError) as e:
             raise _explain(t, op, (value,), e) from None
-        bump_version(t.data)
+        bump_version(t._data)
         return
     _refuse_leaf(t, op)
     base = t._base if t._base is not None else t
     fns = t._view_fns if t._base is not None else ()
     if not isinstance(value, Tensor):
-        value = Tensor._wrap(array_module(t.data).asarray(value, dtype=t.dtype))
+        value = Tensor._wrap(array_module(t._data).asarray(value, dtype=t.dtype))
     elif value.device != t.device:
         raise RuntimeError(f"{op}: value is on {value.device}, the tensor on {t.device}")
-    target = view_of(base.data, fns)
+    target = view_of(base._data, fns)
     try:
-        array_module(t.data).broadcast_to(value.data, target[idx].shape)
+        array_module(t._data).broadcast_to(value._data, target[idx].shape)
     except ValueError:
         raise ValueError(f"value: shape {value.shape} cannot be broadcast to the indexed region's shape "
                          f"{target[idx].shape}") from None

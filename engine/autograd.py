@@ -165,7 +165,7 @@ class Function:
         dev = first = None
         for a in args:
             if isinstance(a, Tensor):
-                d = a.data
+                d = a._data
                 raw.append(d)
                 needs.append(a._requires_grad)
                 dv = "cpu" if type(d) is np.ndarray else device_of(d)
@@ -295,7 +295,7 @@ def backward(root, grad, retain_graph=False):
                 for parent, nxt, pg in zip(ctx.parents, ctx.next, in_grads):
                     if nxt is None or pg is None:
                         continue
-                    pg = on_device_of(pg, parent.data)
+                    pg = on_device_of(pg, parent._data)
                     if pg.shape != parent.shape:
                         raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape "
                                            f"{pg.shape} for an input of shape {parent.shape}")
@@ -312,7 +312,7 @@ def _run_tensor_hooks(ctx, g):
     for h in ctx.__dict__.get("_hooks") or ():
         r = h(Tensor._wrap(g))
         if r is not None:
-            g = r.data if isinstance(r, Tensor) else r
+            g = r._data if isinstance(r, Tensor) else r
     ref = ctx.__dict__.get("_retain")
     t = ref() if ref is not None else None
     if t is not None and t._ctx is ctx:
@@ -324,11 +324,11 @@ def _accumulate(leaf, g):
     for h in leaf._hooks or ():
         r = h(Tensor._wrap(g))
         if r is not None:
-            g = r.data if isinstance(r, Tensor) else r
+            g = r._data if isinstance(r, Tensor) else r
     if leaf.grad is None:
         leaf.grad = Tensor._wrap(g)
     else:
-        leaf.grad.data = leaf.grad.data + g
+        leaf.grad._data = leaf.grad._data + g
     for h in leaf._post_acc_hooks or ():
         h(leaf)
 

@@ -59,7 +59,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     `dtype`: see the module's rules. `device` defaults to where the data is: the CPU for NumPy and Python data,
     "cuda" for a CuPy array (or anything with __cuda_array_interface__ or a CUDA DLPack)."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     src = device_of(data) if isinstance(data, np.ndarray) or _on_gpu(data) else "cpu"
     device = check_device(device if device is not None else src)
     if src == "cuda" and not isinstance(data, np.ndarray):
@@ -105,7 +105,7 @@ def from_dlpack(ext_tensor):
     engine Tensor. CPU memory becomes a "cpu" tensor (via NumPy), CUDA memory a "cuda" one (via CuPy). No copy;
     the dtype is kept. A read-only producer (a JAX array) gives a tensor that in-place ops refuse to write."""
     if isinstance(ext_tensor, Tensor):
-        return Tensor(ext_tensor.data)
+        return Tensor(ext_tensor._data)
     if not hasattr(ext_tensor, "__dlpack__") or not hasattr(ext_tensor, "__dlpack_device__"):
         raise TypeError(f"ext_tensor: expected an object with __dlpack__ and __dlpack_device__ (a PyTorch, CuPy, "
                         f"JAX or NumPy array), got {type(ext_tensor).__name__}")
@@ -188,7 +188,7 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, device="cpu", requires
 
 def _like(fn):
     def make(input, dtype=None, device=None, requires_grad=False):
-        arr = fn(input.data, dtype=None if dtype is None else _dtype_arg(dtype))
+        arr = fn(input._data, dtype=None if dtype is None else _dtype_arg(dtype))
         t = Tensor(arr, requires_grad=requires_grad)
         return t if device is None else t.to(device)
     make.__name__ = fn.__name__
@@ -208,7 +208,7 @@ zeros_like, ones_like, empty_like = (_like(_array_module_fn(n)) for n in ("zeros
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
     from .backend import array_module
-    a = array_module(input.data).full(input.shape, fill_value, dtype=input.dtype if dtype is None else
+    a = array_module(input._data).full(input.shape, fill_value, dtype=input.dtype if dtype is None else
                                       _dtype_arg(dtype))
     t = Tensor(a, requires_grad=requires_grad)
     return t if device is None else t.to(device)

@@ -89,8 +89,8 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
-                    p.grad.data[...] = 0
-                    bump_version(p.grad.data)
+                    p.grad._data[...] = 0
+                    bump_version(p.grad._data)
 
     def _params_with_grad(self):
         for g in self.param_groups:
@@ -98,8 +98,8 @@ class Optimizer:
                 if p.grad is not None:
                     if p.grad.shape != p.shape:
                         raise ValueError(f"grad: shape {p.grad.shape} does not match its parameter's {p.shape}")
-                    if not p.data.flags.c_contiguous:      # the fused kernels walk the flat array
-                        p.data = p.data.copy(order="C")         # (keeps the array's type: its device)
+                    if not p._data.flags.c_contiguous:      # the fused kernels walk the flat array
+                        p._data = p._data.copy(order="C")         # (keeps the array's type: its device)
                     yield g, p, self.state.setdefault(id(p), {})
 
     def state_dict(self):
@@ -132,8 +132,8 @@ class Optimizer:
             p = params[int(k)]
             st = {}
             for name, val in v.items():
-                val = val.data if isinstance(val, Tensor) else val
-                st[name] = (to_device(val, device_of(p.data)).astype(p.dtype) if hasattr(val, "shape") and np.ndim(val)
+                val = val._data if isinstance(val, Tensor) else val
+                st[name] = (to_device(val, device_of(p._data)).astype(p.dtype) if hasattr(val, "shape") and np.ndim(val)
                             else val)
             self.state[id(p)] = st
         for g, saved in zip(self.param_groups, groups):
@@ -158,11 +158,11 @@ class SGD(Optimizer):
             buf = None
             if g["momentum"] != 0:
                 if first:
-                    st["momentum_buffer"] = array_module(p.data).empty_like(p.data)
+                    st["momentum_buffer"] = array_module(p._data).empty_like(p._data)
                 buf = st["momentum_buffer"]
-            kernels_for(p.data).sgd_step(p.data, p.grad.data, buf, g["lr"], g["momentum"], g["dampening"],
+            kernels_for(p._data).sgd_step(p._data, p.grad._data, buf, g["lr"], g["momentum"], g["dampening"],
                                          g["nesterov"], g["weight_decay"], first)
-            bump_version(p.data)        # an in-place update: a graph that kept p raises at backward, as PyTorch
+            bump_version(p._data)        # an in-place update: a graph that kept p raises at backward, as PyTorch
 
 
 class AdamW(Optimizer):
@@ -179,10 +179,10 @@ class AdamW(Optimizer):
     def step(self):
         for g, p, st in self._params_with_grad():
             if "step" not in st:
-                xp = array_module(p.data)
-                st["step"], st["exp_avg"], st["exp_avg_sq"] = 0, xp.zeros_like(p.data), xp.zeros_like(p.data)
+                xp = array_module(p._data)
+                st["step"], st["exp_avg"], st["exp_avg_sq"] = 0, xp.zeros_like(p._data), xp.zeros_like(p._data)
             st["step"] += 1
             b1, b2 = g["betas"]
-            kernels_for(p.data).adamw_step(p.data, p.grad.data, st["exp_avg"], st["exp_avg_sq"], g["lr"], b1, b2,
+            kernels_for(p._data).adamw_step(p._data, p.grad._data, st["exp_avg"], st["exp_avg_sq"], g["lr"], b1, b2,
                                            g["eps"], g["weight_decay"], st["step"])
-            bump_version(p.data)
+            bump_version(p._data)

@@ -31,7 +31,7 @@ class Tensor:
         if not (isinstance(data, np.ndarray) or hasattr(data, "__cuda_array_interface__")):
             from .creation import _host_array
             data = _host_array(data, float32 if _is_float_data(data) else None)
-        self.data = data
+        self._data = data
         self._grad = None
         self._ctx = None
         self.requires_grad = requires_grad
@@ -39,18 +39,32 @@ class Tensor:
     @classmethod
     def _wrap(cls, data, requires_grad=False):
         t = cls.__new__(cls)
-        t.data, t._grad, t._ctx, t._requires_grad = data, None, None, requires_grad
+        t._data, t._grad, t._ctx, t._requires_grad = data, None, None, requires_grad
         return t
 
     # ---- properties -------------------------------------------------------------------------
+    # The raw array (NumPy on "cpu", CuPy on "cuda") is `_data`; `.data` is PyTorch's: a tensor sharing this
+    # one's memory, outside the graph (`net[0].weight.data.normal_(0, 0.01)`, `p.data -= lr * p.grad`).
+    @property
+    def data(self):
+        return Tensor._wrap(self._data)
+
+    @data.setter
+    def data(self, value):
+        """Replace the values and storage (PyTorch's `t.data = other`): a tensor, or a raw array."""
+        value = value._data if isinstance(value, Tensor) else value
+        if not (isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__")):
+            raise TypeError(f"data: expected a Tensor, got {type(value).__name__}")
+        self._data = value
+
     @property
     def requires_grad(self):
         return self._requires_grad
 
     @requires_grad.setter
     def requires_grad(self, value):
-        if value and self.data.dtype.kind not in "fc":
-            raise TypeError(f"requires_grad: only floating-point tensors can require gradients, got dtype {self.data.dtype}")
+        if value and self._data.dtype.kind not in "fc":
+            raise TypeError(f"requires_grad: only floating-point tensors can require gradients, got dtype {self._data.dtype}")
         if not value and self._ctx is not None:
             raise RuntimeError("requires_grad: only a leaf tensor's flag can be changed; use detach() to get a "
                                "tensor outside the graph")
@@ -70,10 +84,10 @@ class Tensor:
                                    f"fit a tensor of shape {self.shape}, {self.dtype} on {self.device}")
         self._grad = value
 
-    shape = property(lambda self: tuple(self.data.shape))
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    device = property(lambda self: device_of(self.data))
+    shape = property(lambda self: tuple(self._data.shape))
+    dtype = property(lambda self: self._data.dtype)
+    ndim = property(lambda self: self._data.ndim)
+    device = property(lambda self: device_of(self._data))
     is_leaf = property(lambda self: self._ctx is None)
     grad_fn = property(lambda self: self._ctx)
     T = property(lambda self: self.transpose())
@@ -83,13 +97,13 @@ class Tensor:
         return self.shape if dim is None else self.shape[_dim(dim, self.ndim)]
 
     def numel(self):
-        return int(self.data.size)
+        return int(self._data.size)
 
     def dim(self):
         return self.ndim
 
     def element_size(self):
-        return self.data.itemsize
+        return self._data.itemsize
 
     def __len__(self):
         if self.ndim == 0:
@@ -115,21 +129,21 @@ class Tensor:
     # ---- conversion -------------------------------------------------------------------------
     def numpy(self):
         """The values as a NumPy array: the array itself on the CPU, a host copy of a "cuda" tensor."""
-        return self.data if device_of(self.data) == "cpu" else to_device(self.data, "cpu")
+        return self._data if device_of(self._data) == "cpu" else to_device(self._data, "cpu")
 
     def item(self):
-        if self.data.size != 1:
-            raise RuntimeError(f"item(): a tensor with {self.data.size} elements cannot be converted to a Python "
+        if self._data.size != 1:
+            raise RuntimeError(f"item(): a tensor with {self._data.size} elements cannot be converted to a Python "
                                "number")
-        if device_of(self.data) != "cpu":
+        if device_of(self._data) != "cpu":
             flush_checks()
-        return self.data.reshape(()).item()
+        return self._data.reshape(()).item()
 
     def tolist(self):
         return self.numpy().tolist()
 
     def _scalar(self, kind):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"{kind}(): only one-element tensors can be converted to Python scalars, this one "
                              f"has shape {self.shape}")
         return self.item()
@@ -144,12 +158,12 @@ class Tensor:
         return complex(self._scalar("complex"))
 
     def __index__(self):
-        if self.data.size != 1 or self.dtype.kind not in "iu":
+        if self._data.size != 1 or self.dtype.kind not in "iu":
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self.item())
 
     def __bool__(self):
-        n = self.data.size
+        n = self._data.size
         if n != 1:
             raise RuntimeError(f"bool(): the truth value of a tensor with {'no values' if n == 0 else f'{n} values'} "
                                "is ambiguous; use .any() or .all()")
@@ -158,10 +172,10 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         """NumPy's view of a CPU tensor (no copy). A "cuda" tensor refuses, as a CuPy array does: copy it to the
         host explicitly with .cpu() or .numpy()."""
-        if device_of(self.data) != "cpu":
+        if device_of(self._data) != "cpu":
             raise TypeError("a 'cuda' tensor cannot be converted to a NumPy array implicitly; copy it to the host "
                             "first with .cpu() or .numpy()")
-        a = self.data
+        a = self._data
         if dtype is not None and np.dtype(dtype) != a.dtype:
             if copy is False:
                 raise ValueError("__array__: a dtype change needs a copy, and copy=False was asked")
@@ -174,14 +188,14 @@ class Tensor:
             raise BufferError("__dlpack__: a tensor that requires grad cannot be exported; use tensor.detach()")
         kw = {k: v for k, v in (("stream", stream), ("max_version", max_version), ("dl_device", dl_device),
                                 ("copy", copy)) if v is not None}
-        return self.data.__dlpack__(**kw)
+        return self._data.__dlpack__(**kw)
 
     def __dlpack_device__(self):
-        return self.data.__dlpack_device__()
+        return self._data.__dlpack_device__()
 
     def detach(self):
         """The same memory, outside the graph (in-place changes show in both, as in PyTorch)."""
-        return Tensor._wrap(self.data)
+        return Tensor._wrap(self._data)
 
     def detach_(self):
         self._ctx, self._base, self._view_fns = None, None, ()
@@ -302,20 +316,20 @@ class Tensor:
             raise NotImplementedError("backward: inputs= is not supported; every leaf gets its gradient")
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad and has no recorded graph")
-        xp = _xp(self.data)
+        xp = _xp(self._data)
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(f"backward(): grad can be omitted only for a one-element tensor, this one has "
                                    f"shape {self.shape}")
-            g = xp.ones_like(self.data)
+            g = xp.ones_like(self._data)
         else:
             if isinstance(gradient, Tensor):
                 if gradient.device != self.device:
                     raise RuntimeError(f"gradient: on {gradient.device}, the tensor is on {self.device}")
-                g = gradient.data.astype(self.dtype, copy=False)
+                g = gradient._data.astype(self.dtype, copy=False)
             else:
                 g = xp.asarray(gradient, dtype=self.dtype)
-            if g.shape != self.data.shape:
+            if g.shape != self._data.shape:
                 raise ValueError(f"gradient: shape {g.shape} does not match the tensor's shape {self.shape}")
         autograd.backward(self, g, retain_graph=bool(retain_graph))
 
@@ -403,7 +417,7 @@ class Tensor:
         """Logical not of a bool tensor, bitwise not of an integer one (TypeError for floats, as in PyTorch)."""
         if self.dtype.kind == "f":
             raise TypeError(f"~: bitwise not is only defined for bool and integer tensors, got dtype {self.dtype}")
-        return _wrap_like(~self.data, self)
+        return _wrap_like(~self._data, self)
 
     def __eq__(self, o): return _compare(self, o, "eq")
     def __ne__(self, o): return _compare(self, o, "ne")
@@ -493,9 +507,9 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim=0, end_dim=-1):
+        start, end = _dim(start_dim, self.ndim), _dim(end_dim, self.ndim)     # a 0-d tensor takes 0 and -1
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = _dim(start_dim, self.ndim), _dim(end_dim, self.ndim)
         if start > end:
             raise RuntimeError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
         return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
@@ -559,9 +573,9 @@ def _is_float_data(data):
 
 def _raw_index(idx):
     if isinstance(idx, Tensor):
-        return idx.data
+        return idx._data
     if isinstance(idx, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in idx)
+        return tuple(i._data if isinstance(i, Tensor) else i for i in idx)
     return idx
 
 

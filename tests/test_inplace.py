@@ -26,7 +26,7 @@ def test_the_books_from_scratch_sgd_updates_parameters_in_place():
     y = X @ np.array([2.0, -3.4]) + 4.2
     w = engine.tensor(rng.normal(0, 0.01, (2, 1)), requires_grad=True)
     b = engine.zeros(1, dtype=engine.float64, requires_grad=True)
-    w_id, b_id = id(w.data), id(b.data)
+    w_id, b_id = id(w._data), id(b._data)
     for epoch in range(30):
         for i in range(0, 200, 10):
             xb, yb = engine.tensor(X[i:i + 10]), engine.tensor(y[i:i + 10, None])
@@ -36,7 +36,7 @@ def test_the_books_from_scratch_sgd_updates_parameters_in_place():
                 for p in (w, b):
                     p -= 0.03 * p.grad
                     p.grad.zero_()
-    assert id(w.data) == w_id and id(b.data) == b_id           # updated in place, not rebound
+    assert id(w._data) == w_id and id(b._data) == b_id           # updated in place, not rebound
     np.testing.assert_allclose(w.numpy().ravel(), [2.0, -3.4], atol=1e-3)
     np.testing.assert_allclose(b.numpy(), [4.2], atol=1e-3)
     assert w.is_leaf and w.requires_grad and float(loss) < 1e-6

@@ -189,10 +189,10 @@ def test_bitwise_repeat_and_thread_count():
 # ---- (4) book vectors ------------------------------------------------------------------------------
 def test_book_vectors():
     x = Tensor(np.array([[1.0, 2.0], [2.0, 3.0]]))
-    np.testing.assert_allclose(F.layer_norm(x, 2, eps=0.0).data, [[-1, 1], [-1, 1]], atol=1e-12)
-    np.testing.assert_allclose(F.batch_norm(x, None, None, training=True, eps=1e-20).data, [[-1, -1], [1, 1]],
+    np.testing.assert_allclose(F.layer_norm(x, 2, eps=0.0)._data, [[-1, 1], [-1, 1]], atol=1e-12)
+    np.testing.assert_allclose(F.batch_norm(x, None, None, training=True, eps=1e-20)._data, [[-1, -1], [1, 1]],
                                atol=1e-12)        # training needs eps > 0, as in PyTorch
-    np.testing.assert_allclose(F.layer_norm(x, (2,)).data, [[-1, 1], [-1, 1]], atol=1e-4)
+    np.testing.assert_allclose(F.layer_norm(x, (2,))._data, [[-1, 1], [-1, 1]], atol=1e-4)
 
 
 # ---- (5) bad input -----------------------------------------------------------------------------------
@@ -279,15 +279,15 @@ def test_batch_norm_engine_vs_reference(shape, training):
         ry, mean, rstd, var = R.batch_norm_fwd_train(x, w, b, EPS)
         grads = R.batch_norm_bwd_train(dout, x, w, mean, rstd)
         n = x.size // C
-        assert_close(rm.data, 0.7 * rm0 + 0.3 * mean, np.float64)
-        assert_close(rv.data, 0.7 * rv0 + 0.3 * var * n / (n - 1), np.float64)
+        assert_close(rm._data, 0.7 * rm0 + 0.3 * mean, np.float64)
+        assert_close(rv._data, 0.7 * rv0 + 0.3 * var * n / (n - 1), np.float64)
     else:
         ry, mean, rstd = R.batch_norm_fwd_eval(x, rm0, rv0, w, b, EPS)
         grads = R.batch_norm_bwd_eval(dout, x, w, mean, rstd)
-        np.testing.assert_array_equal(rm.data, rm0)
-    assert_close(y.data, ry, np.float64)
+        np.testing.assert_array_equal(rm._data, rm0)
+    assert_close(y._data, ry, np.float64)
     for t, g in zip((tx, tw, tb), grads):
-        assert_close(t.grad.data, g, np.float64)
+        assert_close(t.grad._data, g, np.float64)
     assert rm.grad is None and not rm.requires_grad
 
 
@@ -299,10 +299,10 @@ def test_layer_norm_engine_vs_reference():
     y.backward(dout)
     ry, mean, rstd = R.layer_norm_fwd(x.reshape(6, 20), w.reshape(20), b.reshape(20), EPS)
     dx, dw, db = R.layer_norm_bwd(dout.reshape(6, 20), x.reshape(6, 20), w.reshape(20), mean, rstd)
-    assert_close(y.data, ry.reshape(x.shape), np.float64)
-    assert_close(tx.grad.data, dx.reshape(x.shape), np.float64)
-    assert_close(tw.grad.data, dw.reshape(4, 5), np.float64)
-    assert_close(tb.grad.data, db.reshape(4, 5), np.float64)
+    assert_close(y._data, ry.reshape(x.shape), np.float64)
+    assert_close(tx.grad._data, dx.reshape(x.shape), np.float64)
+    assert_close(tw.grad._data, dw.reshape(4, 5), np.float64)
+    assert_close(tb.grad._data, db.reshape(4, 5), np.float64)
 
 
 def test_no_grad_still_updates_running_stats_and_optional_parts():
@@ -311,13 +311,13 @@ def test_no_grad_still_updates_running_stats_and_optional_parts():
     rm, rv = Tensor(np.zeros(4, np.float32)), Tensor(np.ones(4, np.float32))
     with engine.no_grad():
         y = F.batch_norm(x, rm, rv, training=True)
-    assert y.dtype == np.float32 and not y.requires_grad and np.any(rm.data != 0)
-    y = F.batch_norm(_leaf(x.data), None, None, training=True)      # batch stats only
+    assert y.dtype == np.float32 and not y.requires_grad and np.any(rm._data != 0)
+    y = F.batch_norm(_leaf(x._data), None, None, training=True)      # batch stats only
     y.backward(np.ones(y.shape, np.float32))
     tw = _leaf(np.ones(4, np.float32))                                # weight only, x without grad
     F.batch_norm(x, rm, rv, tw, None, training=False).sum().backward()
     assert tw.grad.shape == (4,)
-    one = F.batch_norm(Tensor(x.data[:1, :, :1, :1]), rm, rv, training=False)   # 1 value per channel: fine in eval
+    one = F.batch_norm(Tensor(x._data[:1, :, :1, :1]), rm, rv, training=False)   # 1 value per channel: fine in eval
     assert one.shape == (1, 4, 1, 1)
 
 
@@ -336,8 +336,8 @@ def test_batch_norm_vs_torch(shape, training, dtype):
     prm, prv = torch.tensor(rm0), torch.tensor(rv0)
     py = torch.nn.functional.batch_norm(px, prm, prv, pw, pb, training=training, momentum=0.2, eps=1e-3)
     py.backward(torch.tensor(dout))
-    for ours, theirs in ((y.data, py), (rm.data, prm), (rv.data, prv), (tx.grad.data, px.grad),
-                         (tw.grad.data, pw.grad), (tb.grad.data, pb.grad)):
+    for ours, theirs in ((y._data, py), (rm._data, prm), (rv._data, prv), (tx.grad._data, px.grad),
+                         (tw.grad._data, pw.grad), (tb.grad._data, pb.grad)):
         assert ours.dtype == dtype
         assert_close(ours, theirs.detach().numpy(), dtype, scale=4)
 
@@ -354,6 +354,6 @@ def test_layer_norm_vs_torch(shape, nshape, dtype):
     px, pw, pb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     py = torch.nn.functional.layer_norm(px, ns, pw, pb, eps=1e-4)
     py.backward(torch.tensor(dout))
-    for ours, theirs in ((y.data, py), (tx.grad.data, px.grad), (tw.grad.data, pw.grad), (tb.grad.data, pb.grad)):
+    for ours, theirs in ((y._data, py), (tx.grad._data, px.grad), (tw.grad._data, pw.grad), (tb.grad._data, pb.grad)):
         assert ours.dtype == dtype
         assert_close(ours, theirs.detach().numpy(), dtype, scale=4)

@@ -222,7 +222,7 @@ def test_engine_vs_reference_any_dim(op, dim, dtype):
 def test_engine_transposed_input_and_method():
     x = logits((6, 5), "spiky", seed=11)
     a = engine.tensor(x.T, dtype=np.float64)                     # non-contiguous storage
-    assert not a.data.flags.c_contiguous
+    assert not a._data.flags.c_contiguous
     assert_close(F.softmax(a, dim=0).numpy(), ref.softmax_fwd(x).T, np.float64)
     assert_close(a.softmax(-1).numpy(), ref.softmax_fwd(x.T), np.float64)
     assert_close(a.log_softmax(0).numpy(), ref.log_softmax_fwd(x).T, np.float64)

@@ -45,7 +45,7 @@ class DataLoader:
     indices with a length, batched in the order it yields them."""
 
     def __init__(self, arrays, batch_size=1, shuffle=False, drop_last=False, generator=None, sampler=None):
-        self.arrays = [a.data if isinstance(a, Tensor) else np.asarray(a) for a in arrays]
+        self.arrays = [a._data if isinstance(a, Tensor) else np.asarray(a) for a in arrays]
         n = len(self.arrays[0])
         for i, a in enumerate(self.arrays):
             if len(a) != n:

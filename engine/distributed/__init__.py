@@ -135,7 +135,7 @@ def per_rank_batch_size(batch_size):
 def _array(tensor, name="tensor"):
     """The array a collective works on in place: a Tensor's data, or a NumPy or CuPy array itself."""
     if isinstance(tensor, Tensor):
-        return tensor.data
+        return tensor._data
     if isinstance(tensor, np.ndarray) or hasattr(tensor, "__cuda_array_interface__"):
         return tensor
     raise TypeError(f"{name}: expected a Tensor or a NumPy/CuPy array (changed in place), got {type(tensor).__name__}")

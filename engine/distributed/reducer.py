@@ -85,7 +85,7 @@ class Reducer:
     def _flat(self, b):
         """The bucket's buffer for this step, made on first use (on the device its parameters are on now)."""
         if b.flat is None:
-            like = b.params[0].data
+            like = b.params[0]._data
             if like.dtype != b.dtype or b.params[0].device != b.device:
                 raise RuntimeError(f"DistributedDataParallel: parameter {self.names[id(b.params[0])]} is now "
                                    f"{like.dtype} on {b.params[0].device}, it was {b.dtype} on {b.device} when the "
@@ -107,7 +107,7 @@ class Reducer:
         i, j = self.where[id(p)]
         b = self.buckets[i]
         off, n = b.offsets[j], p.numel()
-        self._flat(b)[off:off + n] = p.grad.data.reshape(-1)
+        self._flat(b)[off:off + n] = p.grad._data.reshape(-1)
         b.pending -= 1
         self._launch_ready()
         while self.oldest < self.next_bucket and self.buckets[self.oldest].work.is_completed():
@@ -148,7 +148,7 @@ class Reducer:
                 if p.grad is None:
                     p.grad = Tensor._wrap(view)
                 else:
-                    p.grad.data = view
+                    p.grad._data = view
         self.armed, self.ready = False, {}
 
     def _used_anywhere(self):

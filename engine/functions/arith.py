@@ -30,17 +30,17 @@ def _lift(t, other):
         return other.item()
     if isinstance(other, (Tensor, numbers.Number)):
         return other
-    return _wrap_like(_xp(t.data).asarray(other, dtype=t.dtype), t)
+    return _wrap_like(_xp(t._data).asarray(other, dtype=t.dtype), t)
 
 
 def _wrap_like(array, like):
     """`array` as a tensor on the device of `like` (a Tensor or an array): under the CUDA simulator, NumPy
     constructors and some NumPy calls on device arrays hand back host arrays."""
-    return Tensor._wrap(on_device_of(array, like.data if isinstance(like, Tensor) else like))
+    return Tensor._wrap(on_device_of(array, like._data if isinstance(like, Tensor) else like))
 
 
 def _cast(v, dtype):
-    return (v if v.data.dtype == dtype else v.to(dtype)) if isinstance(v, Tensor) else v
+    return (v if v._data.dtype == dtype else v.to(dtype)) if isinstance(v, Tensor) else v
 
 
 _BITWISE = {"and": "bitwise_and", "or": "bitwise_or", "xor": "bitwise_xor"}
@@ -53,8 +53,8 @@ def _arith(op, a, b):
         b = _lift(a, b)
     else:
         a = _lift(b, a)
-    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype == b.data.dtype:
-        rt = a.data.dtype                                    # the common case, without the promotion rules
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype == b._data.dtype:
+        rt = a._data.dtype                                    # the common case, without the promotion rules
     else:
         rt = result_type(a, b)
     if op == "div" and rt.kind != "f":
@@ -64,10 +64,10 @@ def _arith(op, a, b):
         if rt.kind == "f":
             raise TypeError(f"{_BITWISE[op]}: only defined for bool and integer tensors, got dtype {rt}")
         x = a if isinstance(a, Tensor) else b
-        raw = [v.data if isinstance(v, Tensor) else v for v in (a, b)]
-        return _wrap_like(getattr(_xp(x.data), _BITWISE[op])(*raw), x)
+        raw = [v._data if isinstance(v, Tensor) else v for v in (a, b)]
+        return _wrap_like(getattr(_xp(x._data), _BITWISE[op])(*raw), x)
     if op == "pow":
-        negative = bool((b.data < 0).any()) if isinstance(b, Tensor) else b < 0
+        negative = bool((b._data < 0).any()) if isinstance(b, Tensor) else b < 0
         if rt.kind in "iu" and negative:
             raise RuntimeError("pow: integers to negative integer powers are not allowed")
         if isinstance(b, Tensor):
@@ -79,7 +79,7 @@ def _arith(op, a, b):
 def _compare(a, o, op):
     """a <op> o elementwise after type promotion (a Tensor, o a Tensor or a number): a bool tensor."""
     o = _lift(a, o)
-    x, y = a.data, o.data if isinstance(o, Tensor) else o
+    x, y = a._data, o._data if isinstance(o, Tensor) else o
     if not (isinstance(o, Tensor) and y.dtype == x.dtype):
         rt = result_type(a, o)
         x = x if x.dtype == rt else x.astype(rt)
@@ -91,6 +91,6 @@ def _compare(a, o, op):
 
 
 def _matmul(a, b):
-    if isinstance(b, Tensor) and isinstance(a, Tensor) and a.data.dtype != b.data.dtype:
+    if isinstance(b, Tensor) and isinstance(a, Tensor) and a._data.dtype != b._data.dtype:
         raise RuntimeError(f"matmul: expected both operands to have one dtype, got {a.dtype} and {b.dtype}")
     return _ops.MatMul.apply(a, b)

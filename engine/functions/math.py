@@ -56,7 +56,7 @@ def _same_dtype_unary(cls, name, allow_bool=False):
         x = tensor_arg("input", input)
         if x.dtype == bool_ and not allow_bool:
             raise TypeError(f"{name}: not defined for bool tensors")
-        return cls.apply(x) if x.dtype.kind == "f" else _wrap_like(cls.forward(cls(), x.data), x)
+        return cls.apply(x) if x.dtype.kind == "f" else _wrap_like(cls.forward(cls(), x._data), x)
     fn.__name__ = name
     fn.__doc__ = f"Elementwise {name}, keeping the input's dtype; differentiable for float inputs."
     return fn
@@ -97,7 +97,7 @@ def relu(input):
     """max(x, 0); integer tensors stay integer."""
     x = tensor_arg("input", input)
     from .. import functional as F
-    return F.relu(x) if x.dtype.kind == "f" else _wrap_like(x.data * (x.data > 0), x)
+    return F.relu(x) if x.dtype.kind == "f" else _wrap_like(x._data * (x._data > 0), x)
 
 
 def _flags(fn_name):
@@ -105,7 +105,7 @@ def _flags(fn_name):
         x = tensor_arg("input", input)
         if x.dtype.kind != "f":
             return _wrap_like(_xp(x).full(x.shape, fn_name == "isfinite"), x)
-        return _wrap_like(getattr(_xp(x), fn_name)(x.data), x)
+        return _wrap_like(getattr(_xp(x), fn_name)(x._data), x)
     fn.__name__ = fn_name
     fn.__doc__ = f"A bool tensor: {fn_name} of each element."
     return fn
@@ -116,7 +116,7 @@ isnan, isinf, isfinite = _flags("isnan"), _flags("isinf"), _flags("isfinite")
 
 def _xp(x):
     from ..backend import array_module
-    return array_module(x.data)
+    return array_module(x._data)
 
 
 # ---- binary ------------------------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def _binary_fn(cls, name):
         a, b = _promote(input, other)
         if a.dtype.kind != "f":
             xp = _xp(a)
-            return _wrap_like(getattr(xp, name)(a.data, b.data), a)
+            return _wrap_like(getattr(xp, name)(a._data, b._data), a)
         return cls.apply(a, b)
     fn.__name__ = name
     fn.__doc__ = f"Elementwise {name} with broadcasting; ties split the gradient in halves."
@@ -231,7 +231,7 @@ greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
 def _logical(name):
     def fn(input, other):
         _pair(input, other)
-        a, b = (v.data if isinstance(v, Tensor) else v for v in (input, other))
+        a, b = (v._data if isinstance(v, Tensor) else v for v in (input, other))
         like = input if isinstance(input, Tensor) else other
         return _wrap_like(getattr(_xp(like), name)(a, b), like)
     fn.__name__ = name
@@ -244,7 +244,7 @@ logical_and, logical_or, logical_xor = _logical("logical_and"), _logical("logica
 
 def logical_not(input):
     x = tensor_arg("input", input)
-    return _wrap_like(_xp(x).logical_not(x.data), x)
+    return _wrap_like(_xp(x).logical_not(x._data), x)
 
 
 def _bitwise(name, op):
@@ -279,7 +279,7 @@ def where(condition, input=None, other=None):
     if cond.dtype != bool_:
         raise TypeError(f"condition: expected a bool tensor, got dtype {cond.dtype}")
     a, b = _promote(input, other, like=cond)
-    return P.Where.apply(cond.data, a, b)
+    return P.Where.apply(cond._data, a, b)
 
 
 def masked_fill(input, mask, value):
@@ -299,7 +299,7 @@ def masked_fill(input, mask, value):
     if np.broadcast_shapes(m.shape, x.shape) != x.shape:
         raise RuntimeError(f"mask: shape {m.shape} cannot be broadcast to the input's shape {x.shape}")
     v = value if isinstance(value, Tensor) else _wrap_like(_xp(x).asarray(value, dtype=x.dtype), x)
-    return P.Where.apply(m.data, v, x)
+    return P.Where.apply(m._data, v, x)
 
 
 def clamp(input, min=None, max=None):
@@ -318,15 +318,15 @@ clip = clamp
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     a, b = tensor_arg("input", input), tensor_arg("other", other)
-    return _wrap_like(_xp(a).isclose(a.data, b.data, rtol=rtol, atol=atol, equal_nan=equal_nan), a)
+    return _wrap_like(_xp(a).isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan), a)
 
 
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
-    return bool(isclose(input, other, rtol, atol, equal_nan).data.all())
+    return bool(isclose(input, other, rtol, atol, equal_nan)._data.all())
 
 
 def equal(input, other):
     """True when both have the same shape and elements."""
     a, b = tensor_arg("input", input), tensor_arg("other", other)
-    return a.shape == b.shape and bool((a.data == b.data).all())
+    return a.shape == b.shape and bool((a._data == b._data).all())
 

@@ -40,7 +40,7 @@ def _new(fill):
     def make(self, *size, dtype=None, device=None, requires_grad=False):
         from ..creation import _shape
         from ..backend import array_module
-        xp = array_module(self.data)
+        xp = array_module(self._data)
         s = _shape(size)
         a = xp.zeros(s, dtype=dtype or self.dtype) if fill == 0 else xp.full(s, fill, dtype=dtype or self.dtype)
         from ..tensor import _wrap_like
@@ -53,7 +53,7 @@ def _new(fill):
 def _new_full(self, size, fill_value, *, dtype=None, device=None):
     from ..backend import array_module
     from ..tensor import _wrap_like
-    t = _wrap_like(array_module(self.data).full(tuple(size), fill_value, dtype=dtype or self.dtype), self)
+    t = _wrap_like(array_module(self._data).full(tuple(size), fill_value, dtype=dtype or self.dtype), self)
     return t if device is None else t.to(device)
 
 
@@ -74,7 +74,7 @@ def _inplace(fn):
         from .._inplace import apply
 
         def raw(a):
-            out = fn(type(self)._wrap(a), *args, **kwargs).data
+            out = fn(type(self)._wrap(a), *args, **kwargs)._data
             if out.dtype != a.dtype and not np.can_cast(out.dtype, a.dtype, casting="same_kind"):
                 raise RuntimeError(f"{name}: result dtype {out.dtype} cannot be cast to the tensor's dtype {a.dtype}")
             a[...] = out

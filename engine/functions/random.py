@@ -37,7 +37,7 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
             raise TypeError(f"{name}: expected a Tensor or a number, got {type(v).__name__}")
     if not ts and std < 0:
         raise RuntimeError(f"std: must be non-negative, got {std}")
-    if ts and std.numel() and bool((std.data < 0).any()):
+    if ts and std.numel() and bool((std._data < 0).any()):
         raise RuntimeError("std: every standard deviation must be non-negative")
     like = mean if tm else std if ts else None
     if like is None:

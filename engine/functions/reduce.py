@@ -80,7 +80,7 @@ def _extremum(x, kind, dim, keepdim, axis, keepdims, out):
         raise TypeError(f"dim: {kind}(dim) takes one int dim, got {dim!r} (amax/amin take several)")
     d = _dim(dim, x.ndim)
     idx = _arg(x, "argmax" if kind == "max" else "argmin", d, True)
-    values = I.TakeAlong.apply(x, idx.data, axis=d) if x.ndim else x.reshape(())
+    values = I.TakeAlong.apply(x, idx._data, axis=d) if x.ndim else x.reshape(())
     if not keep and x.ndim:
         values, idx = values.squeeze(d), idx.squeeze(d)
     return (return_max if kind == "max" else return_min)(values, idx)
@@ -91,7 +91,7 @@ def _amax(x, kind, axes, keep):
     if kind == "max":
         return Max.apply(x, axis=axes, keepdims=keep)
     return -Max.apply(-x, axis=axes, keepdims=keep) if x.dtype.kind != "b" else \
-        _wrap_like(x.data.min(axis=axes, keepdims=keep), x)
+        _wrap_like(x._data.min(axis=axes, keepdims=keep), x)
 
 
 def max(input, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
@@ -120,7 +120,7 @@ def _arg(x, fn, d, keepdim):
     """argmax/argmin along dim d (None: of the flattened tensor), as an int64 tensor."""
     if x.numel() == 0:
         raise IndexError(f"{fn}(): cannot take the {fn} of an empty tensor")
-    a = x.data
+    a = x._data
     if d is None:
         r = getattr(a.reshape(-1), fn)()
         r = array_module(a).asarray(r, dtype=np.int64)
@@ -178,7 +178,7 @@ def _truth(fn):
     def reduce_(input, dim=None, keepdim=False):
         x = tensor_arg("input", input)
         axes = _axes(dim, x.ndim)
-        return _wrap_like(getattr(x.data.astype(bool), fn)(axis=axes, keepdims=keepdim), x)
+        return _wrap_like(getattr(x._data.astype(bool), fn)(axis=axes, keepdims=keepdim), x)
     reduce_.__name__ = fn
     reduce_.__doc__ = f"True where {fn} of the elements over dim (all dims for None) are non-zero."
     return reduce_
@@ -189,17 +189,17 @@ all, any = _truth("all"), _truth("any")
 
 def count_nonzero(input, dim=None):
     x = tensor_arg("input", input)
-    return _wrap_like(array_module(x.data).count_nonzero(x.data, axis=_axes(dim, x.ndim)).astype(np.int64), x)
+    return _wrap_like(array_module(x._data).count_nonzero(x._data, axis=_axes(dim, x.ndim)).astype(np.int64), x)
 
 
 def argsort(input, dim=-1, descending=False, stable=False):
     """Indices that sort input along dim (int64). Ties keep their order (a stable sort)."""
     x = tensor_arg("input", input)
     if x.ndim == 0:
-        return _wrap_like(array_module(x.data).zeros((), dtype=np.int64), x)
+        return _wrap_like(array_module(x._data).zeros((), dtype=np.int64), x)
     d = _dim(dim, x.ndim)
-    xp = array_module(x.data)
-    a = x.data
+    xp = array_module(x._data)
+    a = x._data
     if descending:
         # stable descending: sort the reversed array ascending, then reverse and map indices back
         n = a.shape[d]
@@ -215,7 +215,7 @@ def sort(input, dim=-1, descending=False, stable=False):
     idx = argsort(x, dim, descending)
     if x.ndim == 0:
         return return_sort(x.clone(), idx)
-    return return_sort(I.TakeAlong.apply(x, idx.data, axis=_dim(dim, x.ndim)), idx)
+    return return_sort(I.TakeAlong.apply(x, idx._data, axis=_dim(dim, x.ndim)), idx)
 
 
 def topk(input, k, dim=-1, largest=True, sorted=True):
@@ -229,8 +229,8 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     if x.ndim == 0:
         return return_topk(x.clone(), idx)
     sl = (slice(None),) * d + (slice(0, int(k)),)
-    idx = _wrap_like(idx.data[sl].copy(), x)
-    return return_topk(I.TakeAlong.apply(x, idx.data, axis=d), idx)
+    idx = _wrap_like(idx._data[sl].copy(), x)
+    return return_topk(I.TakeAlong.apply(x, idx._data, axis=d), idx)
 
 
 def logsumexp(input, dim, keepdim=False):
@@ -238,8 +238,8 @@ def logsumexp(input, dim, keepdim=False):
     x = tensor_arg("input", input)
     from .math import exp, log
     axes = _axes(dim, x.ndim)
-    xp = array_module(x.data)
-    m = x.data.max(axis=axes, keepdims=True)
+    xp = array_module(x._data)
+    m = x._data.max(axis=axes, keepdims=True)
     m = _wrap_like(xp.where(xp.isfinite(m), m, 0).astype(x.dtype), x)
     s = log(exp(x - m).sum(axes, keepdim=True)) + m
     return s if keepdim else s.squeeze(axes) if axes else s

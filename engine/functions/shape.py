@@ -129,18 +129,18 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     if repeats is None:                           # repeat_interleave(repeats): indices repeated
         if x.ndim != 1 or x.dtype.kind not in "iu":
             raise RuntimeError("repeat_interleave: with one argument it must be a 1-d integer tensor of counts")
-        xp = array_module(x.data)
-        return _wrap_like(xp.repeat(xp.arange(x.shape[0], dtype=np.int64), x.data), x)
+        xp = array_module(x._data)
+        return _wrap_like(xp.repeat(xp.arange(x.shape[0], dtype=np.int64), x._data), x)
     if dim is None:
         x, d = x.reshape(-1), 0
     else:
         d = _dim(dim, x.ndim)
-    xp = array_module(x.data)
+    xp = array_module(x._data)
     n = x.shape[d] if x.ndim else 1
     if isinstance(repeats, Tensor):
         if repeats.dtype.kind not in "iu":
             raise TypeError(f"repeats: expected an integer tensor, got dtype {repeats.dtype}")
-        r = repeats.data.reshape(-1)
+        r = repeats._data.reshape(-1)
         if r.size not in (1, n):
             raise RuntimeError(f"repeats: must have 1 or {n} elements (one per element along dim), got {r.size}")
     elif isinstance(repeats, numbers.Integral) and not isinstance(repeats, bool):
@@ -216,12 +216,12 @@ def gather(input, dim, index):
         if i != d and m > n:
             raise RuntimeError(f"index: size {m} of dim {i} is larger than input's {n}")
     n = x.shape[d] if x.ndim else 1
-    if idx.numel() and bool(((idx.data < 0) | (idx.data >= n)).any()):
+    if idx.numel() and bool(((idx._data < 0) | (idx._data >= n)).any()):
         raise RuntimeError(f"index: values must be in [0, {n}) for dim {d} of size {n}")
     if x.ndim == 0:
         return x.clone()
     sub = x[tuple(slice(0, m) if i != d else slice(None) for i, m in enumerate(idx.shape))]
-    return I.TakeAlong.apply(sub, idx.data, axis=d)
+    return I.TakeAlong.apply(sub, idx._data, axis=d)
 
 
 def take_along_dim(input, indices, dim):
@@ -230,7 +230,7 @@ def take_along_dim(input, indices, dim):
     shape = np.broadcast_shapes(tuple(n if i != d else 1 for i, n in enumerate(x.shape)),
                                 tuple(n if i != d else 1 for i, n in enumerate(idx.shape)))
     xb = x.expand(tuple(s if i != d else x.shape[d] for i, s in enumerate(shape)))
-    ib = array_module(idx.data).broadcast_to(idx.data, tuple(s if i != d else idx.shape[d] for i, s in enumerate(shape)))
+    ib = array_module(idx._data).broadcast_to(idx._data, tuple(s if i != d else idx.shape[d] for i, s in enumerate(shape)))
     return I.TakeAlong.apply(xb, ib, axis=d)
 
 
@@ -262,8 +262,8 @@ def narrow(input, dim, start, length):
 def nonzero(input, *, as_tuple=False):
     """Indices of the non-zero elements: an (n, ndim) int64 tensor, or a tuple of ndim 1-d tensors."""
     x = tensor_arg("input", input)
-    xp = array_module(x.data)
-    idx = xp.nonzero(x.data.reshape(1) if x.ndim == 0 else x.data)
+    xp = array_module(x._data)
+    idx = xp.nonzero(x._data.reshape(1) if x.ndim == 0 else x._data)
     if as_tuple:
         return tuple(_wrap_like(i.astype(np.int64), x) for i in idx)
     return _wrap_like(xp.stack(idx, axis=1).astype(np.int64) if x.ndim else
@@ -279,7 +279,7 @@ def masked_select(input, mask):
     if m.dtype.kind != "b":
         raise RuntimeError(f"mask: expected a bool tensor, got dtype {m.dtype}")
     shape = np.broadcast_shapes(x.shape, m.shape)
-    return x.expand(shape)[array_module(m.data).broadcast_to(m.data, shape)]
+    return x.expand(shape)[array_module(m._data).broadcast_to(m._data, shape)]
 
 
 def _tri(name):
@@ -287,7 +287,7 @@ def _tri(name):
         x = tensor_arg("input", input)
         if x.ndim < 2:
             raise RuntimeError(f"{name}: expected a tensor with at least 2 dims, got shape {x.shape}")
-        xp = array_module(x.data)
+        xp = array_module(x._data)
         keep = getattr(xp, name)(xp.ones(x.shape[-2:], dtype=bool), diagonal)
         return x * _wrap_like(keep, x)
     fn.__name__ = name
@@ -301,7 +301,7 @@ tril, triu = _tri("tril"), _tri("triu")
 def diag(input, diagonal=0):
     """A 1-d input as a diagonal matrix; a 2-d input's diagonal."""
     x = tensor_arg("input", input)
-    xp = array_module(x.data)
+    xp = array_module(x._data)
     if x.ndim == 1:
         n = x.shape[0] + abs(diagonal)
         eye = xp.eye(n, k=diagonal, dtype=bool)

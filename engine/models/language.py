@@ -214,7 +214,7 @@ def _loss(model, X, Y):
     """Mean cross entropy of the model's logits (B, T, V) against Y (B, T). Logits that are a time-major array
     seen through swapaxes (the RNNs') are scored time-major, so that no reshape copies them."""
     logits, _ = model(X)
-    if logits.swapaxes(0, 1).data.flags.c_contiguous:
+    if logits.swapaxes(0, 1)._data.flags.c_contiguous:
         logits, Y = logits.swapaxes(0, 1), engine.Tensor(np.ascontiguousarray(Y.numpy().T))
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
 

@@ -29,7 +29,7 @@ def descend(f, start, lr, steps, noise=0.0, rng=None):
         opt.zero_grad()
         f(x[0], x[1]).backward()
         if noise:
-            x.grad.data += rng.normal(0.0, noise, 2)
+            x.grad._data += rng.normal(0.0, noise, 2)
         opt.step()
         path.append(x.numpy().copy())
     return np.array(path)

@@ -1,6 +1,6 @@
 """In-place parameter initializers, PyTorch's names and formulas (`engine.nn.init.kaiming_uniform_`, ...).
 
-Each fills `tensor.data` from the engine's generator (`engine.manual_seed`) or the one passed in. The random
+Each fills `tensor._data` from the engine's generator (`engine.manual_seed`) or the one passed in. The random
 ones need a floating-point tensor (TypeError otherwise); the fan-based ones leave a zero-element tensor as
 it is.
 """
@@ -44,8 +44,8 @@ def _check_float(tensor):
 
 def _fill(tensor, values):
     with no_grad():
-        tensor.data[...] = values.astype(tensor.dtype, copy=False)
-    bump_version(tensor.data)
+        tensor._data[...] = values.astype(tensor.dtype, copy=False)
+    bump_version(tensor._data)
     return tensor
 
 
@@ -81,7 +81,7 @@ def _empty(tensor):
     """A zero-element tensor: the fan-based initializers leave it as it is (PyTorch warns, and its
     xavier_normal_ of a (0, 0) tensor raises ZeroDivisionError)."""
     _check_float(tensor)
-    return tensor.data.size == 0
+    return tensor._data.size == 0
 
 
 def xavier_uniform_(tensor, gain=1.0, generator=None):

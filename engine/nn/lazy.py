@@ -29,7 +29,7 @@ class UninitializedParameter(Parameter):
         super().__init__(np.empty((0,), dtype=np.dtype(dtype or float32)), requires_grad=requires_grad)
 
     def materialize(self, shape, fill=0):
-        self.data = _filled(self.data, shape, fill)
+        self._data = _filled(self._data, shape, fill)
         self.__class__ = Parameter
 
     def __repr__(self):
@@ -38,7 +38,7 @@ class UninitializedParameter(Parameter):
 
 class _UninitializedBuffer(Tensor):
     def materialize(self, shape, fill=0):
-        self.data = _filled(self.data, shape, fill)
+        self._data = _filled(self._data, shape, fill)
         self.__class__ = Tensor
 
     def __repr__(self):

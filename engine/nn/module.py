@@ -13,7 +13,7 @@ class Parameter(Tensor):
     """A Tensor that a Module registers as trainable (requires_grad=True unless told otherwise)."""
 
     def __init__(self, data, requires_grad=True):
-        data = data.data if isinstance(data, Tensor) else (data if isinstance(data, np.ndarray) or hasattr(
+        data = data._data if isinstance(data, Tensor) else (data if isinstance(data, np.ndarray) or hasattr(
             data, "__cuda_array_interface__") else np.asarray(data))
         super().__init__(data, requires_grad=requires_grad)
 
@@ -143,8 +143,8 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad.data[...] = 0
-                bump_version(p.grad.data)
+                p.grad._data[...] = 0
+                bump_version(p.grad._data)
 
     def requires_grad_(self, requires_grad=True):
         for p in self.parameters():
@@ -161,14 +161,14 @@ class Module:
         if device is not None:
             device = check_device(device)
             for t in list(self.parameters()) + list(self.buffers()):
-                t.data = to_device(t.data, device)
+                t._data = to_device(t._data, device)
                 if t.grad is not None:
-                    t.grad.data = to_device(t.grad.data, device)
+                    t.grad._data = to_device(t.grad._data, device)
         if dtype is not None:
             dtype = np.dtype(dtype)
             for t in list(self.parameters()) + list(self.buffers()):
                 if t.dtype.kind == "f":
-                    t.data = t.data.astype(dtype)
+                    t._data = t._data.astype(dtype)
         return self
 
     def float(self):
@@ -207,7 +207,7 @@ class Module:
             if k not in state_dict:
                 continue
             v = state_dict[k]
-            arr = v.data if isinstance(v, Tensor) else np.asarray(v)
+            arr = v._data if isinstance(v, Tensor) else np.asarray(v)
             if arr.dtype.kind not in "fiub":
                 raise TypeError(f"state_dict[{k!r}]: expected a tensor or a numeric array, got {type(v).__name__}")
             materialize = getattr(t, "materialize", None)      # a lazy module's parameter that has not run yet
@@ -215,8 +215,8 @@ class Module:
                 materialize(tuple(arr.shape))
             if tuple(arr.shape) != t.shape:
                 raise ValueError(f"state_dict[{k!r}]: shape {tuple(arr.shape)} does not match the module's {t.shape}")
-            t.data[...] = to_device(arr, t.device)
-            bump_version(t.data)
+            t._data[...] = to_device(arr, t.device)
+            bump_version(t._data)
         return missing, unexpected
 
     # ---- calling ----------------------------------------------------------------------------

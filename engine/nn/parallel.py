@@ -135,16 +135,16 @@ def _broadcast_tensors(tensors, group):
         by_kind.setdefault((t.dtype, t.device), []).append(t)
     works = []
     for ts in by_kind.values():
-        xp = array_module(ts[0].data)
-        flat = on_device_of(xp.concatenate([t.data.reshape(-1) for t in ts]), ts[0].data)
+        xp = array_module(ts[0]._data)
+        flat = on_device_of(xp.concatenate([t._data.reshape(-1) for t in ts]), ts[0]._data)
         works.append((group.broadcast(flat, 0), flat, ts))
     for work, flat, ts in works:
         work.wait()
         off = 0
         for t in ts:
             n = t.numel()
-            t.data[...] = flat[off:off + n].reshape(t.shape)
-            _bump(t.data)
+            t._data[...] = flat[off:off + n].reshape(t.shape)
+            _bump(t._data)
             off += n
 
 

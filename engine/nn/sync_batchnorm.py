@@ -98,11 +98,11 @@ class SyncBatchNorm(_BatchNorm):
             raise ValueError(f"input: expected {self.num_features} channels, got shape {x.shape}")
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked._data += 1
             if self.momentum is None:
-                momentum = 1.0 / float(self.num_batches_tracked.data)
-        rm = self.running_mean.data if self.track_running_stats else None
-        rv = self.running_var.data if self.track_running_stats else None
+                momentum = 1.0 / float(self.num_batches_tracked._data)
+        rm = self.running_mean._data if self.track_running_stats else None
+        rv = self.running_var._data if self.track_running_stats else None
         return SyncBatchNormFn.apply(x, self.weight, self.bias, running_mean=rm, running_var=rv, momentum=momentum,
                                      eps=self.eps, group=dist._group())
 

@@ -18,7 +18,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
     are skipped."""
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    grads = [p.grad.data for p in parameters if p.grad is not None]
+    grads = [p.grad._data for p in parameters if p.grad is not None]
     for name, v in (("max_norm", max_norm), ("norm_type", norm_type)):
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
             raise TypeError(f"{name}: expected a real number, got {v!r}")

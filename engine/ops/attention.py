@@ -89,7 +89,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             ok = False
         if not ok:
             raise ValueError(f"attn_mask: shape {attn_mask.shape} does not broadcast to (..., L, S) = {target}")
-        mask = attn_mask.data
+        mask = attn_mask._data
     p = _real("dropout_p", dropout_p)
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout_p: expected a probability in [0, 1), got {dropout_p!r}")
@@ -102,7 +102,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if valid_lens is not None:
         if isinstance(valid_lens, Tensor):
             check_same_device(query=query, valid_lens=valid_lens)
-            valid_lens = valid_lens.data
+            valid_lens = valid_lens._data
         elif isinstance(valid_lens, (np.ndarray, list, tuple)):
             valid_lens = np.asarray(valid_lens)
         else:

@@ -32,7 +32,7 @@ def embedding(input, weight, padding_idx=None):
         if not isinstance(padding_idx, numbers.Integral) or not -num <= padding_idx < num:
             raise ValueError(f"padding_idx: must be an int in [-{num}, {num}), got {padding_idx!r}")
         padding_idx = int(padding_idx) % num
-    idx = input.data
+    idx = input._data
     if idx.size:
         def message():
             lo, hi = int(idx.min()), int(idx.max())

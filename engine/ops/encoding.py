@@ -18,8 +18,8 @@ def one_hot(tensor, num_classes=-1):
         raise TypeError(f"tensor: one_hot takes an integer index tensor, got dtype {x.dtype}")
     if not isinstance(num_classes, numbers.Integral) or isinstance(num_classes, bool) or num_classes < -1:
         raise ValueError(f"num_classes: expected -1 or a non-negative int, got {num_classes!r}")
-    xp = array_module(x.data)
-    a = x.data
+    xp = array_module(x._data)
+    a = x._data
     if num_classes == -1:
         if a.size == 0:
             raise RuntimeError("num_classes: cannot infer the number of classes from an empty tensor; pass it")

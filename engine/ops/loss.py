@@ -96,7 +96,7 @@ def cross_entropy(input, target, reduction="mean", label_smoothing=0.0, ignore_i
     C = shape[0] if input.ndim == 1 else shape[1]
     if C == 0:
         raise ValueError(f"input: needs at least one class, got shape {shape}")
-    t = target.data
+    t = target._data
     bad = ((t < 0) | (t >= C)) & (t != ignore_index)
     check_values(bad.any(), lambda: f"target: class index {int(t[bad].reshape(-1)[0])} is out of range [0, {C}) "
                                     f"and is not ignore_index ({ignore_index})")

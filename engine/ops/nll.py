@@ -35,8 +35,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     C = shape[0] if input.ndim == 1 else shape[1]
     if weight is not None and weight.shape != (C,):
         raise ValueError(f"weight: expected shape ({C},) (one weight per class), got {weight.shape}")
-    xp = array_module(input.data)
-    t = target.data
+    xp = array_module(input._data)
+    t = target._data
     bad = ((t < 0) | (t >= C)) & (t != ignore_index)
     check_values(bad.any(), lambda: f"target: class index {int(t[bad].reshape(-1)[0])} is out of range [0, {C}) "
                                     f"and is not ignore_index ({ignore_index})")
@@ -46,7 +46,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     picked = TakeAlong.apply(input, xp.expand_dims(safe, axis), axis=axis).squeeze(axis)
     w = keep.astype(input.dtype)
     if weight is not None:
-        w = w * weight.data[safe]
+        w = w * weight._data[safe]
     losses = -picked * _wrap_like(w, input)
     if reduction == "none":
         return losses

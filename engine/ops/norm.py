@@ -83,13 +83,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"{missing}: running_mean and running_var must be given together")
     if not training and running_mean is None:
         raise ValueError("running_mean: running_mean and running_var are required when training=False")
-    if training and input.data.size // max(C, 1) == 1:
+    if training and input._data.size // max(C, 1) == 1:
         raise ValueError(f"input: Expected more than 1 value per channel when training, got input size "
                          f"{tuple(input.shape)}")
     if training and eps <= 0:
         raise ValueError(f"eps: must be positive during training, got {eps!r}")
-    rm = None if running_mean is None else running_mean.data
-    rv = None if running_var is None else running_var.data
+    rm = None if running_mean is None else running_mean._data
+    rv = None if running_var is None else running_var._data
     return BatchNorm.apply(input, weight, bias, running_mean=rm, running_var=rv, training=training,
                            momentum=momentum, eps=eps)
 

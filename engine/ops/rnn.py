@@ -73,7 +73,7 @@ def _run(fn, gates, input, h0, w_ih, w_hh, b_ih, b_hh):
     T, B, H = _check(gates, input, h0, w_ih, w_hh, b_ih, b_hh)
     xw = linear(input, w_ih, b_ih)                           # every step's input projection: one GEMM
     if h0 is None:
-        h = array_module(input.data).zeros((B, H), dtype=input.dtype)
+        h = array_module(input._data).zeros((B, H), dtype=input.dtype)
     else:
         h = h0.reshape(B, H) if h0.ndim == 3 else h0
     output = fn.apply(xw, h, w_hh, b_hh)

@@ -117,7 +117,7 @@ def masked_softmax(X, valid_lens):
     if not (1 <= len(vshape) < X.ndim and vshape == tuple(X.shape[:len(vshape)])):
         raise ValueError(f"valid_lens: shape {vshape} does not match X of shape {tuple(X.shape)}: expected "
                          f"(B,) = {tuple(X.shape[:1])} or (B, Q) = {tuple(X.shape[:2])}, a prefix of X.shape[:-1]")
-    lens = valid_lens.data
+    lens = valid_lens._data
     K = X.shape[-1]
     if lens.size:
         check_values(((lens < 0) | (lens > K)).any(),

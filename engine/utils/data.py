@@ -86,7 +86,7 @@ class DataLoader:
         self._arrays = None
         if (isinstance(dataset, TensorDataset) and collate_fn is None
                 and all(t.device == "cpu" for t in dataset.tensors)):
-            self._arrays = _ArrayLoader([t.data for t in dataset.tensors], batch_size=self.batch_size,
+            self._arrays = _ArrayLoader([t._data for t in dataset.tensors], batch_size=self.batch_size,
                                         shuffle=shuffle, drop_last=drop_last, generator=generator, sampler=sampler)
 
     def __len__(self):
@@ -107,7 +107,7 @@ class DataLoader:
         if isinstance(self.dataset, TensorDataset) and self.collate_fn is default_collate:
             for b in range(len(self)):
                 idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-                yield [Tensor._wrap(t.data[_on(t, idx)]) for t in self.dataset.tensors]
+                yield [Tensor._wrap(t._data[_on(t, idx)]) for t in self.dataset.tensors]
             return
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
@@ -116,5 +116,5 @@ class DataLoader:
 
 def _on(t, idx):
     """The batch's row indices on t's device."""
-    xp = array_module(t.data)
+    xp = array_module(t._data)
     return idx if xp is np else xp.asarray(idx)

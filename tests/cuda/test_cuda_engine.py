@@ -25,7 +25,7 @@ def test_tensors_know_and_keep_their_device():
     y = (x * 2 + 1).sum(axis=1)
     assert y.device == "cuda"
     back = y.to("cpu")
-    assert back.device == "cpu" and isinstance(back.data, np.ndarray)
+    assert back.device == "cpu" and isinstance(back._data, np.ndarray)
     np.testing.assert_array_equal(back.numpy(), [9.0, 27.0])
     np.testing.assert_array_equal(y.numpy(), [9.0, 27.0])                     # a host copy
     assert engine.zeros(2, 3, device="cuda").device == "cuda"

@@ -119,7 +119,7 @@ def checks():
     g = dist._group()
     for aware in (False, True):                # the MPI group's device path: staged through the host, or not
         g.cuda_aware = aware
-        a = engine.tensor(np.full(3, rank + 1.0), dtype=engine.float64, device="cuda").data
+        a = engine.tensor(np.full(3, rank + 1.0), dtype=engine.float64, device="cuda")._data
         ProcessGroup.all_reduce(g, a, "avg").wait()
         out[f"mpi_cuda_aware_{aware}"] = [device_of(a), a.tolist()]
     g.cuda_aware = False
