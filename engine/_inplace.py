@@ -9,11 +9,31 @@
   "old base with that region replaced", so gradients flow correctly through both.
 - Ops recorded earlier that kept the modified memory for backward raise at backward (version counters).
 """
+import numbers
+
 import numpy as np
 
 from .autograd import bump_version, is_grad_enabled
 from .backend import array_module
 from .tensor_ops import SetView, view_of
+
+
+def raw_index(idx):
+    """An index with Tensors replaced by their arrays."""
+    from .tensor import Tensor
+    if isinstance(idx, Tensor):
+        return idx._data
+    if isinstance(idx, tuple):
+        return tuple(i._data if isinstance(i, Tensor) else i for i in idx)
+    return idx
+
+
+def clamp_args(lo, hi):
+    if lo is None and hi is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    for name, v in (("min", lo), ("max", hi)):
+        if v is not None and not isinstance(v, numbers.Real):
+            raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
 
 
 def _raw(t, other, op):
@@ -150,3 +170,51 @@ def _explain(t, op, operands, e):
     if "cast" in msg.lower():
         return RuntimeError(f"{op}: the result cannot be stored in the tensor's dtype {t.dtype} ({msg})")
     return type(e)(f"{op}: {msg}")
+
+
+class InPlace:
+    """Tensor's in-place methods (a mixin of engine.tensor.Tensor): each calls `apply` or `setitem` above."""
+
+    def add_(self, other, alpha=1):
+        if alpha != 1:
+            other = other * alpha
+        return apply(self, "add_", lambda a, b: a + b, lambda a, b: array_module(a).add(a, b, out=a), (other,))
+
+    def sub_(self, other, alpha=1):
+        if alpha != 1:
+            other = other * alpha
+        return apply(self, "sub_", lambda a, b: a - b, lambda a, b: array_module(a).subtract(a, b, out=a), (other,))
+
+    def mul_(self, other):
+        return apply(self, "mul_", lambda a, b: a * b, lambda a, b: array_module(a).multiply(a, b, out=a), (other,))
+
+    def div_(self, other):
+        return apply(self, "div_", lambda a, b: a / b, lambda a, b: array_module(a).divide(a, b, out=a), (other,))
+
+    def clamp_(self, min=None, max=None):
+        clamp_args(min, max)
+        return apply(self, "clamp_", lambda a: a.clamp(min, max), lambda a: array_module(a).clip(a, min, max, out=a))
+
+    def fill_(self, value):
+        if isinstance(value, InPlace) and value.ndim:
+            raise ValueError(f"value: fill_ takes a number or a 0-d tensor, got shape {value.shape}")
+        setitem(self, Ellipsis, value, op="fill_")
+        return self
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def copy_(self, src, non_blocking=False):
+        """Copy src's values (broadcast, cast, moved across devices) into this tensor."""
+        if isinstance(src, InPlace) and src.device != self.device:
+            src = src.to(self.device)
+        setitem(self, Ellipsis, src, op="copy_")
+        return self
+
+    def __iadd__(self, o): return self.add_(o)
+    def __isub__(self, o): return self.sub_(o)
+    def __imul__(self, o): return self.mul_(o)
+    def __itruediv__(self, o): return self.div_(o)
+
+    def __setitem__(self, idx, value):
+        setitem(self, raw_index(idx), value, op="t[idx] = value")

@@ -10,7 +10,9 @@ import weakref
 import numpy as np
 
 from . import autograd
-from .backend import check_device, device_of, flush_checks, to_device
+from ._conversions import Conversions
+from ._inplace import InPlace, clamp_args as _clamp_args, raw_index as _raw_index
+from .backend import device_of
 
 float32, float64 = np.dtype(np.float32), np.dtype(np.float64)
 float16 = np.dtype(np.float16)
@@ -18,7 +20,7 @@ int8, int16, int32, int64 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, 
 uint8, bool_ = np.dtype(np.uint8), np.dtype(np.bool_)
 
 
-class Tensor:
+class Tensor(Conversions, InPlace):
     __array_priority__ = 1000          # so that ndarray + Tensor defers to Tensor.__radd__
 
     # rarely set: class-level defaults keep Tensor._wrap (run for every op's output) to four attributes
@@ -126,73 +128,7 @@ class Tensor:
             return repr(self)
         raise TypeError(f"format: a format spec ({spec!r}) applies to a 0-d tensor, this one has shape {self.shape}")
 
-    # ---- conversion -------------------------------------------------------------------------
-    def numpy(self):
-        """The values as a NumPy array: the array itself on the CPU, a host copy of a "cuda" tensor."""
-        return self._data if device_of(self._data) == "cpu" else to_device(self._data, "cpu")
-
-    def item(self):
-        if self._data.size != 1:
-            raise RuntimeError(f"item(): a tensor with {self._data.size} elements cannot be converted to a Python "
-                               "number")
-        if device_of(self._data) != "cpu":
-            flush_checks()
-        return self._data.reshape(()).item()
-
-    def tolist(self):
-        return self.numpy().tolist()
-
-    def _scalar(self, kind):
-        if self._data.size != 1:
-            raise ValueError(f"{kind}(): only one-element tensors can be converted to Python scalars, this one "
-                             f"has shape {self.shape}")
-        return self.item()
-
-    def __float__(self):
-        return float(self._scalar("float"))
-
-    def __int__(self):
-        return int(self._scalar("int"))
-
-    def __complex__(self):
-        return complex(self._scalar("complex"))
-
-    def __index__(self):
-        if self._data.size != 1 or self.dtype.kind not in "iu":
-            raise TypeError("only integer tensors of a single element can be converted to an index")
-        return int(self.item())
-
-    def __bool__(self):
-        n = self._data.size
-        if n != 1:
-            raise RuntimeError(f"bool(): the truth value of a tensor with {'no values' if n == 0 else f'{n} values'} "
-                               "is ambiguous; use .any() or .all()")
-        return bool(self.item())
-
-    def __array__(self, dtype=None, copy=None):
-        """NumPy's view of a CPU tensor (no copy). A "cuda" tensor refuses, as a CuPy array does: copy it to the
-        host explicitly with .cpu() or .numpy()."""
-        if device_of(self._data) != "cpu":
-            raise TypeError("a 'cuda' tensor cannot be converted to a NumPy array implicitly; copy it to the host "
-                            "first with .cpu() or .numpy()")
-        a = self._data
-        if dtype is not None and np.dtype(dtype) != a.dtype:
-            if copy is False:
-                raise ValueError("__array__: a dtype change needs a copy, and copy=False was asked")
-            return a.astype(dtype)
-        return a.copy() if copy else a
-
-    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
-        """Share this tensor's memory with another library (torch.from_dlpack, np.from_dlpack, cupy.from_dlpack)."""
-        if self.requires_grad:
-            raise BufferError("__dlpack__: a tensor that requires grad cannot be exported; use tensor.detach()")
-        kw = {k: v for k, v in (("stream", stream), ("max_version", max_version), ("dl_device", dl_device),
-                                ("copy", copy)) if v is not None}
-        return self._data.__dlpack__(**kw)
-
-    def __dlpack_device__(self):
-        return self._data.__dlpack_device__()
-
+    # ---- graph -----------------------------------------------------------------------------
     def detach(self):
         """The same memory, outside the graph (in-place changes show in both, as in PyTorch)."""
         return Tensor._wrap(self._data)
@@ -242,71 +178,6 @@ class Tensor:
         self._post_acc_hooks.append(hook)
         return autograd.RemovableHandle(self._post_acc_hooks, hook)
 
-    def to(self, *args, **kwargs):
-        """to(device), to(dtype), to(device, dtype), to(other) (its device and dtype), or keywords device=,
-        dtype=, copy=, non_blocking= (accepted, ignored). This tensor itself when nothing changes (unless
-        copy=True), else a new tensor on the tape (gradients flow back across the move and the cast)."""
-        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-        copy = kwargs.pop("copy", False)
-        kwargs.pop("non_blocking", None)
-        if kwargs:
-            raise TypeError(f"to(): unexpected keyword argument {next(iter(kwargs))!r}")
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, str):
-                device = a
-            elif a is not None:
-                try:
-                    dtype = np.dtype(a)
-                except TypeError:
-                    raise TypeError(f"to(): expected a device, a dtype or a tensor, got {a!r}") from None
-        from .tensor_ops import Cast, Clone, ToDevice
-        t = self
-        if device is not None and check_device(device) != self.device:
-            t = ToDevice.apply(t, device=check_device(device))
-        if dtype is not None and np.dtype(dtype) != self.dtype:
-            t = Cast.apply(t, dtype=np.dtype(dtype))
-        return Clone.apply(t) if copy and t is self else t
-
-    def cuda(self, device=None, non_blocking=False):
-        """A copy on "cuda" (device: an index or a name such as 'cuda:0'; the engine uses the current GPU)."""
-        if device is not None and not isinstance(device, int) and str(device).split(":")[0] != "cuda":
-            raise ValueError(f"device: expected a CUDA device, got {device!r}")
-        return self.to("cuda")
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def float(self):
-        return self.to(float32)
-
-    def double(self):
-        return self.to(float64)
-
-    def half(self):
-        return self.to(float16)
-
-    def type(self, dtype=None):
-        """With no argument, the type name ('engine.FloatTensor'); else the tensor cast to `dtype` (a dtype or a
-        name such as 'torch.LongTensor'), as torch.Tensor.type."""
-        from .functions import dtypes
-        if dtype is None:
-            return dtypes.legacy_name(self.dtype)
-        return self.to(dtypes.from_legacy(dtype) if isinstance(dtype, str) else dtypes.as_dtype(dtype))
-
-    def type_as(self, other):
-        return self.to(other.dtype)
-
-    def long(self):
-        return self.to(int64)
-
-    def int(self):
-        return self.to(int32)
-
-    def bool(self):
-        return self.to(bool_)
-
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's .grad. `gradient` is required unless self has one
         element. The graph's saved values are freed afterwards unless retain_graph=True."""
@@ -332,59 +203,6 @@ class Tensor:
             if g.shape != self._data.shape:
                 raise ValueError(f"gradient: shape {g.shape} does not match the tensor's shape {self.shape}")
         autograd.backward(self, g, retain_graph=bool(retain_graph))
-
-    # ---- in-place ---------------------------------------------------------------------------
-    def add_(self, other, alpha=1):
-        from ._inplace import apply
-        if alpha != 1:
-            other = other * alpha
-        return apply(self, "add_", lambda a, b: a + b, lambda a, b: _xp(a).add(a, b, out=a), (other,))
-
-    def sub_(self, other, alpha=1):
-        from ._inplace import apply
-        if alpha != 1:
-            other = other * alpha
-        return apply(self, "sub_", lambda a, b: a - b, lambda a, b: _xp(a).subtract(a, b, out=a), (other,))
-
-    def mul_(self, other):
-        from ._inplace import apply
-        return apply(self, "mul_", lambda a, b: a * b, lambda a, b: _xp(a).multiply(a, b, out=a), (other,))
-
-    def div_(self, other):
-        from ._inplace import apply
-        return apply(self, "div_", lambda a, b: a / b, lambda a, b: _xp(a).divide(a, b, out=a), (other,))
-
-    def clamp_(self, min=None, max=None):
-        from ._inplace import apply
-        _clamp_args(min, max)
-        return apply(self, "clamp_", lambda a: a.clamp(min, max), lambda a: _xp(a).clip(a, min, max, out=a))
-
-    def fill_(self, value):
-        if isinstance(value, Tensor) and value.ndim:
-            raise ValueError(f"value: fill_ takes a number or a 0-d tensor, got shape {value.shape}")
-        from ._inplace import setitem
-        setitem(self, Ellipsis, value, op="fill_")
-        return self
-
-    def zero_(self):
-        return self.fill_(0)
-
-    def copy_(self, src, non_blocking=False):
-        """Copy src's values (broadcast, cast, moved across devices) into this tensor."""
-        from ._inplace import setitem
-        if isinstance(src, Tensor) and src.device != self.device:
-            src = src.to(self.device)
-        setitem(self, Ellipsis, src, op="copy_")
-        return self
-
-    def __iadd__(self, o): return self.add_(o)
-    def __isub__(self, o): return self.sub_(o)
-    def __imul__(self, o): return self.mul_(o)
-    def __itruediv__(self, o): return self.div_(o)
-
-    def __setitem__(self, idx, value):
-        from ._inplace import setitem
-        setitem(self, _raw_index(idx), value, op="t[idx] = value")
 
     # ---- arithmetic (PyTorch's type promotion: engine.functions.dtypes) -------------------------
     def __add__(self, o): return _arith("add", self, o)
@@ -571,12 +389,6 @@ def _is_float_data(data):
     return isinstance(data, float) or (isinstance(data, (list, tuple)) and not isinstance(data, str))
 
 
-def _raw_index(idx):
-    if isinstance(idx, Tensor):
-        return idx._data
-    if isinstance(idx, tuple):
-        return tuple(i._data if isinstance(i, Tensor) else i for i in idx)
-    return idx
 
 
 def _keep_arg(keepdim, keepdims, out):
@@ -595,12 +407,6 @@ def _dim_arg(dim, axis):
     return dim
 
 
-def _clamp_args(lo, hi):
-    if lo is None and hi is None:
-        raise ValueError("clamp: at least one of min and max must be given")
-    for name, v in (("min", lo), ("max", hi)):
-        if v is not None and not isinstance(v, numbers.Real):
-            raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
 
 
 def _dim(d, ndim):
