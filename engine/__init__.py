@@ -59,7 +59,7 @@ def get_default_dtype():
 
 def __getattr__(name):              # lazy submodules keep `import engine` light
     import importlib
-    if name in ("nn", "optim", "functional", "utils", "cuda", "datasets", "distributed"):
+    if name in ("nn", "optim", "functional", "utils", "cuda", "datasets", "distributed", "distributions"):
         return importlib.import_module(f".{name}", __name__)
     if name in ("save", "load"):
         from . import serialization

@@ -9,7 +9,7 @@ from .autograd import bump_version
 from .backend import array_module, device_of, kernels_for, to_device
 from .tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
 
 def check_hyper(name, v, lo=0.0, hi=math.inf, hi_open=False):
@@ -165,16 +165,37 @@ class SGD(Optimizer):
             bump_version(p._data)        # an in-place update: a graph that kept p raises at backward, as PyTorch
 
 
-class AdamW(Optimizer):
-    """Adam with decoupled weight decay (Loshchilov & Hutter), as PyTorch's AdamW."""
+class Adam(Optimizer):
+    """PyTorch's Adam: moments m, v with bias correction; weight_decay is coupled (L2: wd*param is added to
+    the gradient before the moments), unlike AdamW's decoupled decay. decoupled_weight_decay=True makes it
+    AdamW, as in PyTorch. One fused kernel per parameter (the AdamW kernel, with its coupled term).
+    amsgrad and maximize are not supported (they raise); foreach, fused, capturable and differentiable are
+    PyTorch's implementation choices and are accepted when left at their defaults."""
+    _decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
+                 decoupled_weight_decay=None):
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise ValueError(f"betas: expected two numbers in [0, 1), got {betas!r}")
         for i, b in enumerate(betas):
             check_hyper(f"betas[{i}]", b, hi=1.0, hi_open=True)
         check_hyper("eps", eps)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        for name, v in (("amsgrad", amsgrad), ("maximize", maximize), ("capturable", capturable),
+                        ("differentiable", differentiable)):
+            if not isinstance(v, (bool, np.bool_)):
+                raise TypeError(f"{name}: expected a bool, got {v!r}")
+            if v:
+                raise ValueError(f"{name}: not supported by the engine's {type(self).__name__} (only {name}=False)")
+        for name, v in (("foreach", foreach), ("fused", fused)):
+            if v not in (None, False, True):
+                raise TypeError(f"{name}: expected None or a bool, got {v!r}")
+        if decoupled_weight_decay is None:
+            decoupled_weight_decay = self._decoupled
+        if not isinstance(decoupled_weight_decay, (bool, np.bool_)):
+            raise TypeError(f"decoupled_weight_decay: expected a bool, got {decoupled_weight_decay!r}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=False,
+                                      maximize=False, decoupled_weight_decay=bool(decoupled_weight_decay)))
 
     def step(self):
         for g, p, st in self._params_with_grad():
@@ -183,6 +204,20 @@ class AdamW(Optimizer):
                 st["step"], st["exp_avg"], st["exp_avg_sq"] = 0, xp.zeros_like(p._data), xp.zeros_like(p._data)
             st["step"] += 1
             b1, b2 = g["betas"]
-            kernels_for(p._data).adamw_step(p._data, p.grad._data, st["exp_avg"], st["exp_avg_sq"], g["lr"], b1, b2,
-                                           g["eps"], g["weight_decay"], st["step"])
+            k = kernels_for(p._data)
+            update = k.adamw_step if g.get("decoupled_weight_decay", self._decoupled) else k.adam_step
+            update(p._data, p.grad._data, st["exp_avg"], st["exp_avg_sq"], g["lr"], b1, b2, g["eps"],
+                   g["weight_decay"], st["step"])
             bump_version(p._data)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as PyTorch's AdamW: each step first multiplies
+    the parameter by 1 - lr*wd."""
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)

@@ -262,6 +262,30 @@ CASES += [
       expect=dropped_or_scaled(0.5), differs=RANDOM),
     R("Dropout-layer-p", "hyper", (), lambda S: S.nn.Dropout(1.5), X, match="p"),
 ]
+gelu = lambda a: (lambda S, x: S.F.gelu(x, approximate=a))      # noqa: E731
+for _a in ("none", "tanh"):
+    CASES += [
+        R(f"gelu-{_a}-0d", "0-d", (np.array(1.5),), gelu(_a), V),
+        R(f"gelu-{_a}-empty", "empty", (rnd(0, 3),), gelu(_a), V),
+        R(f"gelu-{_a}-nonfinite", "nonfinite", (NONFINITE,), gelu(_a), V),
+        R(f"gelu-{_a}-moderate", "extreme", (arr(-745.0, 710.0, -38.0, -8.0, 1e-310, -1e-310, 30.0),), gelu(_a), V),
+        R(f"gelu-{_a}-noncontig", "noncontig", (rnd(3, 4),),
+          lambda S, x, a=_a: S.F.gelu(x.transpose(0, 1), approximate=a), V),
+        R(f"gelu-{_a}-int", "dtype", (ints(3),), gelu(_a), X, match="input", also=(NotImplementedError,)),
+        R(f"GELU-{_a}-layer", "shape", (rnd(2, 3),), lambda S, x, a=_a: S.nn.GELU(approximate=a)(x), V),
+    ]
+CASES += [
+    R("gelu-none-huge", "extreme", (arr(-1e308, 1e308),), gelu("none"), V),
+    R("gelu-tanh-huge", "extreme", (arr(-1e308, 1e308),), gelu("tanh"), V,
+      differs="the gradient at a huge finite x is its limit, 0 or 1 (PyTorch: NaN, from x^3 overflowing)",
+      expect=lambda outs, grads: outs[0].tolist() == [0.0, 1e308] and grads[0][0] == 0 and grads[0][1] != 0
+      and np.isfinite(grads[0]).all()),           # grads[0] is dout * (0, 1) for the row's random dout
+    R("gelu-approximate-str", "hyper", (rnd(3),), lambda S, x: S.F.gelu(x, approximate="erf"), X,
+      match="approximate"),
+    R("GELU-approximate-str", "hyper", (), lambda S: S.nn.GELU("exact"), V, match="approximate",
+      differs="nn.GELU checks approximate when it is built (PyTorch at its first call)"),
+    R("gelu-ndarray", "type", (Raw(rnd(3)),), gelu("none"), X, match="input"),
+]
 
 # ---- the softmax family ------------------------------------------------------------------------------------
 ALL_NEG_INF = np.array([[-np.inf, -np.inf, -np.inf], [0.0, 1.0, -np.inf]])
@@ -737,6 +761,42 @@ CASES += [
     R("RNN-noncontig", "noncontig", (rnd(3, 3, 2),), lambda S, x: S.layer("RNN", 3, 4)(x.transpose(1, 2)), V),
 ]
 
+
+def _t_lstm(S, x, h0, c0, wih, whh, bih, bhh):
+    h, c, outs = h0, c0, []
+    for t in range(x.shape[0]):
+        i, f, g, o = (x[t] @ wih.T + bih + h @ whh.T + bhh).chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        outs.append(h)
+    return torch.stack(outs), h, c
+
+
+lstm = lambda S, x, h, c, a, b, d, e: (lambda o: (o[0],) + o[1])(S.F.lstm(x, (h, c), a, b, d, e))   # noqa: E731
+LSTM_W = lambda I=3, H=4: (rnd(4 * H, I), rnd(4 * H, H), rnd(4 * H), rnd(4 * H))                 # noqa: E731
+CASES += [
+    R("lstm-values", "shape", (rnd(3, 2, 3), rnd(2, 4), rnd(2, 4)) + LSTM_W(), lstm, V, tcall=_t_lstm),
+    R("lstm-nan", "nonfinite", (np.full((2, 1, 3), np.nan), rnd(1, 4), rnd(1, 4)) + LSTM_W(), lstm, V,
+      tcall=_t_lstm),
+    R("lstm-huge", "extreme", (np.full((2, 1, 3), 1e300), rnd(1, 4), rnd(1, 4)) + LSTM_W(), lstm, V, tcall=_t_lstm),
+    R("lstm-T0", "empty", (rnd(0, 2, 3), rnd(2, 4), rnd(2, 4)) + LSTM_W(), lstm, None, match="input"),
+    R("lstm-c0-shape", "shape", (rnd(3, 2, 3), rnd(2, 4), rnd(2, 3)) + LSTM_W(), lstm, None, match="c0"),
+    R("lstm-w_hh-shape", "shape", (rnd(3, 2, 3), rnd(2, 4), rnd(2, 4), rnd(16, 3), rnd(12, 4), rnd(16), rnd(16)),
+      lstm, None, match="w_hh"),
+    R("LSTM-values", "shape", (rnd(3, 2, 3),), lambda S, x: S.layer("LSTM", 3, 4, num_layers=2)(x), V),
+    R("LSTM-states", "shape", (rnd(3, 2, 3), rnd(1, 2, 4), rnd(1, 2, 4)),
+      lambda S, x, h, c: S.layer("LSTM", 3, 4)(x, (h, c)), V),
+    R("LSTM-unbatched", "rank", (rnd(3, 3),), lambda S, x: S.layer("LSTM", 3, 4)(x), V),
+    R("LSTM-batch-first", "shape", (rnd(2, 3, 3),), lambda S, x: S.layer("LSTM", 3, 4, batch_first=True)(x), V),
+    R("LSTM-noncontig", "noncontig", (rnd(3, 3, 2),), lambda S, x: S.layer("LSTM", 3, 4)(x.transpose(1, 2)), V),
+    R("LSTM-hx-tensor", "type", (rnd(2, 2, 3), rnd(1, 2, 4)), lambda S, x, h: S.layer("LSTM", 3, 4)(x, h), X,
+      match="hx"),
+    R("LSTM-hx-shape", "shape", (rnd(2, 2, 3), rnd(1, 2, 4), rnd(2, 2, 4)),
+      lambda S, x, h, c: S.layer("LSTM", 3, 4)(x, (h, c)), X, match="hx"),
+    R("LSTM-proj-size", "hyper", (), lambda S: S.nn.LSTM(3, 4, proj_size=2), V, match="proj_size",
+      differs="proj_size is not implemented: a nonzero one raises ValueError naming it"),
+]
+
 # ---- modules -----------------------------------------------------------------------------------------------
 def _lsd(value):
     return lambda S: S.nn.Linear(2, 2).load_state_dict(value(S))
@@ -840,6 +900,21 @@ CASES += [
     R("AdamW-eps-negative", "hyper", (), steps("AdamW", eps=-1.0), X, match="eps|epsilon"),
     R("AdamW-lr-negative", "hyper", (), steps("AdamW", lr=-1.0), X, match="lr|learning rate"),
     R("AdamW-weight-decay-negative", "hyper", (), steps("AdamW", weight_decay=-1.0), X, match="weight_decay"),
+    R("Adam-values", "hyper", (), steps("Adam", lr=0.1, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1), V),
+    R("Adam-defaults", "hyper", (), steps("Adam"), V),
+    R("Adam-decoupled", "hyper", (), steps("Adam", lr=0.1, weight_decay=0.1, decoupled_weight_decay=True), V),
+    R("Adam-nan-grad", "nonfinite", (), steps("Adam", grads=[NONFINITE], p=rnd(7), lr=0.1, weight_decay=0.1), V),
+    R("Adam-tiny-grad", "extreme", (), steps("Adam", grads=[np.full(3, 1e-300)], lr=0.1, eps=0.0), V),
+    R("Adam-0d", "0-d", (), steps("Adam", grads=[np.array(2.0)], p=np.array(1.0), lr=0.1, weight_decay=0.5), V),
+    R("Adam-empty-param", "empty", (), steps("Adam", grads=[np.zeros(0)], p=np.zeros(0), lr=0.1), V),
+    R("Adam-betas-1.0", "hyper", (), steps("Adam", betas=(0.9, 1.0)), X, match="beta"),
+    R("Adam-betas-str", "type", (), steps("Adam", betas=(0.9, "0.99")), X, match="beta"),
+    R("Adam-eps-negative", "hyper", (), steps("Adam", eps=-1.0), X, match="eps|epsilon"),
+    R("Adam-lr-negative", "hyper", (), steps("Adam", lr=-1.0), X, match="lr|learning rate"),
+    R("Adam-weight-decay-negative", "hyper", (), steps("Adam", weight_decay=-1.0), X, match="weight_decay"),
+    R("Adam-amsgrad", "hyper", (), steps("Adam", lr=0.1, amsgrad=True), V, match="amsgrad",
+      differs="amsgrad is not implemented: amsgrad=True raises ValueError naming it"),
+    R("Adam-grad-shape", "shape", (), steps("Adam", grads=[rnd(4)], lr=0.1), X, match="grad"),
 ]
 
 # ---- nn.init and nn.utils ----------------------------------------------------------------------------------

@@ -36,21 +36,22 @@ def test_weight_decay_shrinks_weights_and_validation_error():
 
 
 def test_softmax_regression_and_mlp_learn():
-    s, _ = run_experiment("softmax-regression", epochs=5)
+    s, _ = run_experiment("softmax-regression", epochs=5)      # seeds 0-4: 0.880-0.914; chance is 0.1
+    assert s["val_acc"] > 0.8
+    s, _ = run_experiment("mlp", epochs=10)          # matches PyTorch step for step; seeds 0-4: 0.919-0.950
     assert s["val_acc"] > 0.85
-    s, _ = run_experiment("mlp", epochs=10)          # matches PyTorch step for step: 0.936 after 10 epochs
-    assert s["val_acc"] > 0.9
 
 
 def test_dropout_narrows_the_generalization_gap():
-    # validation minus training loss, 60 epochs: 0.097 plain vs 0.074 with dropout (seed 0); seeds 1-3 gave
-    # 0.144/0.129, 0.174/0.169, 0.196/0.184. The accuracy gap is too coarse on 300 images to test this way.
-    s, _ = run_experiment("mlp-dropout", epochs=60)
+    # validation minus training loss, plain minus dropout: after 60 epochs seeds 0-4 gave 0.023, 0.015, 0.004,
+    # 0.011, 0.027 (one seed within 3% of the gap); after 120 epochs 0.011, 0.041, 0.023, 0.032, 0.032 (at
+    # least 9%). The accuracy gap is too coarse on 300 images to test this way.
+    s, _ = run_experiment("mlp-dropout", epochs=120)
     assert s["dropout_loss_gap"] < s["plain_loss_gap"]
 
 
 def test_lenet_learns():
-    s, run = run_experiment("lenet", epochs=3)       # 0.877 after 3 epochs; chance is 0.1
+    s, run = run_experiment("lenet", epochs=3)       # seeds 0-4: 0.914-0.964 (train loss 0.11-0.34); chance 0.1
     assert s["val_acc"] > 0.8 and run.curves["train_loss"][-1] < 0.6
 
 
@@ -61,7 +62,9 @@ def test_batch_norm_makes_the_sigmoid_lenet_learn_sooner():
 
 
 def test_resnet_learns_a_little():
-    s, run = run_experiment("resnet", epochs=3)      # eval-mode BN needs a few epochs of running statistics
+    # eval-mode BN needs a few epochs of running statistics: after 3 epochs seeds 0-4 gave 0.71-0.91, after 4
+    # 0.91-0.96 (lr 0.01; at the old lr 0.05 the loss spiked to 4.5 in epoch 3 on an AVX2 machine)
+    s, run = run_experiment("resnet", epochs=4)
     assert s["val_acc"] > 0.6
     assert run.curves["train_loss"][-1] < run.curves["train_loss"][0]
 

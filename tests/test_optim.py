@@ -1,4 +1,4 @@
-"""SGD and AdamW: fused kernels against the references and closed forms, and against PyTorch."""
+"""SGD, Adam and AdamW: fused kernels against the references and closed forms, and against PyTorch."""
 import numpy as np
 import pytest
 
@@ -43,6 +43,33 @@ def test_adamw_kernel_matches_reference_over_steps(dtype):
     np.testing.assert_allclose(p_k, p_r, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
 
 
+@pytest.mark.parametrize("wd", [0.0, 0.05])
+def test_adam_kernel_matches_reference_over_steps(wd, dtype):
+    p_k = rng.standard_normal(70000).astype(dtype)              # > PARALLEL_MIN: the prange'd driver runs
+    p_r = p_k.astype(np.float64)
+    m_k, v_k, m_r, v_r = (np.zeros_like(p_k), np.zeros_like(p_k), np.zeros_like(p_r), np.zeros_like(p_r))
+    for step in range(1, 4):
+        g = rng.standard_normal(p_k.shape).astype(dtype)
+        cpu.adam_step(p_k, g, m_k, v_k, 1e-2, 0.9, 0.999, 1e-8, wd, step)
+        ref.adam_step(p_r, g.astype(np.float64), m_r, v_r, 1e-2, 0.9, 0.999, 1e-8, wd, step)
+    np.testing.assert_allclose(p_k, p_r, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
+    np.testing.assert_allclose(m_k, m_r, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
+
+
+def test_adam_weight_decay_is_coupled_unlike_adamw():
+    """Adam adds wd*p to the gradient (then normalizes it away on the first step); AdamW decays p itself."""
+    w0, g = rng.standard_normal(100), rng.standard_normal(100)
+    out = {}
+    for cls in (optim.Adam, optim.AdamW):
+        p = engine.tensor(w0.copy(), dtype=np.float64, requires_grad=True)
+        p.grad = engine.tensor(g, dtype=np.float64)
+        cls([p], lr=0.01, weight_decay=0.5, eps=0.0).step()
+        out[cls.__name__] = p.numpy()
+    np.testing.assert_allclose(out["Adam"], w0 - 0.01 * np.sign(g + 0.5 * w0), rtol=1e-12)
+    np.testing.assert_allclose(out["AdamW"], w0 * (1 - 0.01 * 0.5) - 0.01 * np.sign(g), rtol=1e-12)
+    assert isinstance(optim.AdamW([engine.tensor([1.0], requires_grad=True)]), optim.Adam)
+
+
 def test_adamw_first_step_closed_form():
     # After one step, m_hat = g and v_hat = g^2, so the step is lr * sign(g) (eps aside) after decay.
     w0, g = rng.standard_normal(100), rng.standard_normal(100)
@@ -58,6 +85,11 @@ def test_adamw_first_step_closed_form():
     lambda ps, torch: (optim.SGD(ps[0], lr=0.1, momentum=0.9, nesterov=True),
                        torch.optim.SGD(ps[1], lr=0.1, momentum=0.9, nesterov=True)),
     lambda ps, torch: (optim.AdamW(ps[0], lr=0.01), torch.optim.AdamW(ps[1], lr=0.01)),
+    lambda ps, torch: (optim.Adam(ps[0]), torch.optim.Adam(ps[1])),
+    lambda ps, torch: (optim.Adam(ps[0], lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+                       torch.optim.Adam(ps[1], lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    lambda ps, torch: (optim.Adam(ps[0], lr=0.05, weight_decay=0.1, decoupled_weight_decay=True),
+                       torch.optim.Adam(ps[1], lr=0.05, weight_decay=0.1, decoupled_weight_decay=True)),
 ])
 def test_optimizers_follow_pytorch(make):
     torch = pytest.importorskip("torch")
@@ -72,6 +104,34 @@ def test_optimizers_follow_pytorch(make):
         o1.step()
         o2.step()
     np.testing.assert_allclose(mine[0].numpy(), theirs[0].detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_trains_a_model_as_pytorch_step_for_step(dtype):
+    """A small MLP, the same weights and data, 5 steps of Adam with weight decay on both sides: every
+    parameter and the Adam state stay equal to PyTorch's (float64 to 1e-10, float32 to float32 rounding)."""
+    torch = pytest.importorskip("torch")
+    x, y = rng.standard_normal((16, 4)), rng.standard_normal((16, 1))
+    mine = nn.Sequential(nn.Linear(4, 8, dtype=dtype), nn.Tanh(), nn.Linear(8, 1, dtype=dtype))
+    tdt = torch.float64 if dtype == np.float64 else torch.float32
+    theirs = torch.nn.Sequential(torch.nn.Linear(4, 8, dtype=tdt), torch.nn.Tanh(), torch.nn.Linear(8, 1, dtype=tdt))
+    with torch.no_grad():
+        for (k, p), q in zip(mine.state_dict().items(), theirs.parameters()):
+            q.copy_(torch.tensor(p.numpy()))
+    o1 = optim.Adam(mine.parameters(), lr=0.02, weight_decay=0.01)
+    o2 = torch.optim.Adam(theirs.parameters(), lr=0.02, weight_decay=0.01)
+    for _ in range(5):
+        o1.zero_grad()
+        ((mine(engine.tensor(x, dtype=dtype)) - engine.tensor(y, dtype=dtype)) ** 2).mean().backward()
+        o1.step()
+        o2.zero_grad()
+        ((theirs(torch.tensor(x, dtype=tdt)) - torch.tensor(y, dtype=tdt)) ** 2).mean().backward()
+        o2.step()
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
+    for p, q in zip(mine.parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), **tol)
+        np.testing.assert_allclose(o1.state[id(p)]["exp_avg_sq"], o2.state[q]["exp_avg_sq"].numpy(), **tol)
+        assert o1.state[id(p)]["step"] == int(o2.state[q]["step"]) == 5
 
 
 def test_optimizer_state_dict_round_trip():
@@ -94,6 +154,19 @@ def test_bad_arguments():
         optim.SGD(p, lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="betas"):
         optim.AdamW(p, betas=(0.9, 1.5))
+    for kw, err, what in [(dict(lr=-1e-3), ValueError, "lr"), (dict(lr="0.1"), TypeError, "lr"),
+                          (dict(lr=float("nan")), ValueError, "lr"), (dict(betas=(0.9,)), ValueError, "betas"),
+                          (dict(betas=(1.0, 0.9)), ValueError, r"betas\[0\]"),
+                          (dict(betas=(0.9, -0.1)), ValueError, r"betas\[1\]"),
+                          (dict(betas=("0.9", 0.9)), TypeError, r"betas\[0\]"), (dict(eps=-1.0), ValueError, "eps"),
+                          (dict(eps=float("inf")), ValueError, "eps"),
+                          (dict(weight_decay=-0.1), ValueError, "weight_decay"),
+                          (dict(amsgrad=True), ValueError, "amsgrad"), (dict(maximize=True), ValueError, "maximize"),
+                          (dict(amsgrad="no"), TypeError, "amsgrad"), (dict(foreach="yes"), TypeError, "foreach"),
+                          (dict(decoupled_weight_decay=1), TypeError, "decoupled_weight_decay")]:
+        with pytest.raises(err, match=what):
+            optim.Adam(p, **kw)
+    optim.Adam(p, foreach=False, fused=None, capturable=False, differentiable=False)
     with pytest.raises(ValueError, match="params"):
         optim.SGD([], lr=0.1)
     with pytest.raises(TypeError, match="params"):                   # a bare tensor: PyTorch refuses it too

@@ -1,5 +1,6 @@
-"""Recurrent family: tanh RNN and GRU kernels (reference vs finite differences, CPU vs reference, determinism),
-the engine ops F.rnn_tanh / F.gru (gradients, errors) and nn.RNN / nn.GRU against PyTorch."""
+"""Recurrent family: tanh RNN, GRU and LSTM kernels (reference vs finite differences, CPU vs reference,
+determinism), the engine ops F.rnn_tanh / F.gru / F.lstm (gradients, errors) and nn.RNN / nn.GRU / nn.LSTM
+against PyTorch."""
 import numba
 import numpy as np
 import pytest
@@ -9,8 +10,8 @@ import kernels.cpu
 import kernels.cpu.rnn as cpu
 import kernels.reference.rnn as ref
 from conftest import assert_close, check_backward_fd, check_engine_grad, noncontig
-from engine.nn.rnn import GRU, RNN
-from engine.ops.rnn import gru, rnn_tanh
+from engine.nn.rnn import GRU, LSTM, RNN
+from engine.ops.rnn import gru, lstm, rnn_tanh
 
 for _name in cpu.__all__:          # until kernels/cpu/__init__.py imports rnn
     if not hasattr(kernels.cpu, _name):
@@ -246,3 +247,204 @@ def test_state_carries_across_calls():
     b, h2 = m(x[4:], h)
     np.testing.assert_allclose(np.concatenate([a.numpy(), b.numpy()]), whole.numpy(), rtol=1e-12)
     np.testing.assert_allclose(h2.numpy(), h_whole.numpy(), rtol=1e-12)
+
+
+
+# ---- LSTM: the same checks, its state being (h, c) ---------------------------------------------------------
+def make_lstm(T, B, H, bias=True, dtype=np.float64, scale=1.0):
+    """xw, h0, c0, w_hh, b_hh for one LSTM recurrence."""
+    k = scale / np.sqrt(H)
+    xw = rng.standard_normal((T, B, 4 * H))
+    h0, c0 = rng.uniform(-0.9, 0.9, (B, H)), rng.uniform(-2.0, 2.0, (B, H))
+    w = rng.uniform(-k, k, (4 * H, H))
+    b = rng.uniform(-k, k, 4 * H) if bias else None
+    return [a if a is None else a.astype(dtype) for a in (xw, h0, c0, w, b)]
+
+
+@pytest.mark.parametrize("T,B,H", [(1, 2, 3), (6, 3, 4)])
+def test_lstm_reference_backward_fd(T, B, H):
+    xw, h0, c0, w, b = make_lstm(T, B, H, scale=2.0)
+
+    def backward(dhc, xw, h0, c0, w, b):
+        hc, gates = ref.lstm_fwd(xw, h0, c0, w, b)
+        return ref.lstm_bwd(dhc, hc, gates, h0, c0, w)
+
+    check_backward_fd(lambda *a: ref.lstm_fwd(*a)[0], backward, [xw, h0, c0, w, b])
+
+
+@pytest.mark.parametrize("T,B,H,bias", CONFIGS)
+def test_lstm_cpu_matches_reference(T, B, H, bias, dtype):
+    xw, h0, c0, w, b = make_lstm(T, B, H, bias)
+    hc, gates = ref.lstm_fwd(xw, h0, c0, w, b)
+    cast = [None if a is None else a.astype(dtype) for a in (xw, h0, c0, w, b)]
+    hc_c, gates_c = cpu.lstm_fwd(*cast)
+    assert hc_c.dtype == gates_c.dtype == dtype and hc_c.shape == (T, B, 2 * H) and gates_c.shape == (T, 4 * H, B)
+    assert_close(hc_c, hc, dtype, scale=T, err_msg="hc")
+    assert_close(gates_c, gates, dtype, scale=T, err_msg="gates")
+    dhc = rng.standard_normal(hc.shape)
+    grads = ref.lstm_bwd(dhc, hc, gates, h0, c0, w)
+    grads_c = cpu.lstm_bwd(dhc.astype(dtype), hc_c, gates_c, cast[1], cast[2], cast[3])
+    for name, g_c, g in zip(("dxw", "dh0", "dc0", "dw_hh", "db_hh"), grads_c, grads):
+        assert g_c.dtype == dtype
+        assert_close(g_c, g, dtype, scale=T * (1 + np.sqrt(B)), err_msg=name)
+
+
+def test_lstm_cpu_noncontiguous_inputs():
+    xw, h0, c0, w, b = make_lstm(5, 7, 6)
+    hc, gates = ref.lstm_fwd(xw, h0, c0, w, b)
+    hc_c, gates_c = cpu.lstm_fwd(*(noncontig(a) for a in (xw, h0, c0, w, b)))
+    assert_close(hc_c, hc, np.float64)
+    dhc = rng.standard_normal(hc.shape)
+    args = (noncontig(dhc), noncontig(hc_c), noncontig(gates_c), noncontig(h0), noncontig(c0), noncontig(w))
+    for g_c, g in zip(cpu.lstm_bwd(*args), ref.lstm_bwd(dhc, hc, gates, h0, c0, w)):
+        assert_close(g_c, g, np.float64)
+
+
+def test_lstm_bitwise_repeat_and_threads():
+    xw, h0, c0, w, b = make_lstm(6, 200, 32, dtype=np.float32)       # several chunks: the parallel path
+    dhc = rng.standard_normal((6, 200, 64)).astype(np.float32)
+
+    def run():
+        hc, gates = cpu.lstm_fwd(xw, h0, c0, w, b)
+        return (hc, gates) + tuple(cpu.lstm_bwd(dhc, hc, gates, h0, c0, w))
+
+    first, again = run(), run()
+    prev = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        serial = run()
+    finally:
+        numba.set_num_threads(prev)
+    for a, b_, c in zip(first, again, serial):
+        np.testing.assert_array_equal(a, b_)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_lstm_saturated_inputs_stay_finite():
+    xw, h0, c0, w, b = make_lstm(3, 4, 5, dtype=np.float32)
+    xw = xw * np.float32(1e4)
+    hc, gates = cpu.lstm_fwd(xw, h0, c0, w, b)
+    hc_r, gates_r = ref.lstm_fwd(xw.astype(np.float64), h0, c0, w, b)
+    assert np.isfinite(hc).all() and np.isfinite(gates).all()
+    assert_close(hc, hc_r, np.float32)
+    dhc = np.ones(hc.shape, np.float32)
+    for g in cpu.lstm_bwd(dhc, hc, gates, h0, c0, w):
+        assert np.isfinite(g).all()
+
+
+def test_lstm_bad_arguments():
+    x, h0, c0 = T_(np.ones((4, 2, 3))), T_(np.zeros((2, 5))), T_(np.zeros((2, 5)))
+    w_ih, w_hh, b = T_(np.ones((20, 3))), T_(np.ones((20, 5))), T_(np.ones(20))
+    lstm(x, (h0, c0), w_ih, w_hh, b, b)                          # the good call
+    cases = [
+        (TypeError, "hx", (x, h0, w_ih, w_hh, b, b)),
+        (TypeError, "hx", (x, (h0,), w_ih, w_hh, b, b)),
+        (ValueError, "c0", (x, (h0, T_(np.zeros((2, 4)))), w_ih, w_hh, b, b)),
+        (TypeError, "c0", (x, (h0, T_(np.zeros((2, 5)), np.float32)), w_ih, w_hh, b, b)),
+        (TypeError, "c0", (x, (h0, np.zeros((2, 5))), w_ih, w_hh, b, b)),
+        (ValueError, "h0", (x, (T_(np.zeros((3, 5))), c0), w_ih, w_hh, b, b)),
+        (ValueError, "w_hh", (x, (h0, c0), w_ih, T_(np.ones((15, 5))), b, b)),
+        (ValueError, "w_ih", (x, (h0, c0), T_(np.ones((20, 4))), w_hh, b, b)),
+        (ValueError, "b_hh", (x, (h0, c0), w_ih, w_hh, b, T_(np.ones(15)))),
+        (ValueError, "input", (T_(np.ones((0, 2, 3))), (h0, c0), w_ih, w_hh, b, b)),
+    ]
+    for exc, name, args in cases:
+        with pytest.raises(exc, match=name):
+            lstm(*args)
+    m = LSTM(3, 5, num_layers=2)
+    with pytest.raises(TypeError, match="hx"):
+        m(engine.randn(4, 2, 3), engine.zeros(2, 2, 5))             # a tensor where the pair belongs
+    with pytest.raises(ValueError, match=r"hx\[1\]"):
+        m(engine.randn(4, 2, 3), (engine.zeros(2, 2, 5), engine.zeros(1, 2, 5)))
+    with pytest.raises(ValueError, match="proj_size"):
+        LSTM(3, 5, proj_size=2)
+    with pytest.raises(ValueError, match="bidirectional"):
+        LSTM(3, 5, bidirectional=True)
+
+
+def test_lstm_engine_gradients():
+    T, B, I, H = 4, 3, 2, 5
+    x, h0, c0 = rng.standard_normal((T, B, I)), rng.uniform(-0.5, 0.5, (B, H)), rng.uniform(-1, 1, (B, H))
+    w_ih, w_hh = rng.uniform(-0.6, 0.6, (4 * H, I)), rng.uniform(-0.6, 0.6, (4 * H, H))
+    b_ih, b_hh = rng.uniform(-0.5, 0.5, 4 * H), rng.uniform(-0.5, 0.5, 4 * H)
+    args = [x, h0, c0, w_ih, w_hh, b_ih, b_hh]
+    run = lambda x, h0, c0, *w: lstm(x, (h0, c0), *w)                 # noqa: E731
+    check_engine_grad(lambda *a: run(*a)[0], args)                       # through the output
+    check_engine_grad(lambda *a: run(*a)[1][0] * 3.0, args)              # through h_n only
+    check_engine_grad(lambda *a: run(*a)[1][1] * 2.0, args)              # through c_n only
+    check_engine_grad(lambda x, w_ih, w_hh: lstm(x, None, w_ih, w_hh)[0], [x, w_ih, w_hh])
+    out, (h_n, c_n) = run(*(T_(a) for a in args))
+    assert out.shape == (T, B, H) and h_n.shape == c_n.shape == (B, H)
+    np.testing.assert_array_equal(h_n.numpy(), out.numpy()[-1])
+    _, (h1, c1) = lstm(T_(x), (T_(h0[None]), T_(c0[None])), T_(w_ih), T_(w_hh))
+    assert h1.shape == c1.shape == (1, B, H)
+    assert lstm(T_(x), None, T_(w_ih), T_(w_hh))[1][1].shape == (1, B, H)
+
+
+@pytest.mark.parametrize("layers,batch_first,bias", [(1, False, True), (2, True, False), (3, False, True)])
+def test_lstm_module_matches_torch(layers, batch_first, bias):
+    """Copied weights: output, h_n, c_n and the gradients of the input, h0, c0 and every weight."""
+    torch = pytest.importorskip("torch")
+    tm = torch.nn.LSTM(5, 7, num_layers=layers, batch_first=batch_first, bias=bias).double()
+    m = LSTM(5, 7, num_layers=layers, batch_first=batch_first, bias=bias, dtype=np.float64)
+    assert list(m.state_dict()) == list(tm.state_dict()) and m._flat_weights_names == tm._flat_weights_names
+    m.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    B = 4 if batch_first else 3
+    x, h, c = rng.standard_normal((4, 3, 5)), rng.standard_normal((layers, B, 7)), rng.standard_normal((layers, B, 7))
+    xt, ht, ct = (torch.tensor(a, requires_grad=True) for a in (x, h, c))
+    out_t, (hn_t, cn_t) = tm(xt, (ht, ct))
+    (out_t.sin().sum() + (hn_t ** 2).sum() + (cn_t ** 3).sum()).backward()
+    xe, he, ce = T_(x), T_(h), T_(c)
+    xe.requires_grad = he.requires_grad = ce.requires_grad = True
+    out, (hn, cn) = m(xe, (he, ce))
+    (out * T_(np.cos(out_t.detach().numpy()))).sum().backward(retain_graph=True)
+    ((hn * hn).sum() + (cn * cn * cn).sum()).backward()
+    for mine, theirs in [(out, out_t), (hn, hn_t), (cn, cn_t)]:
+        assert mine.shape == tuple(theirs.shape)
+        np.testing.assert_allclose(mine.numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for mine, theirs in [(xe, xt), (he, ht), (ce, ct)]:
+        np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-9, atol=1e-11)
+    for (name, p), tp in zip(m.named_parameters(), tm.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
+
+
+def test_lstm_module_float32_unbatched_init_and_repr():
+    torch = pytest.importorskip("torch")
+    tm = torch.nn.LSTM(3, 16)
+    engine.manual_seed(0)
+    m = LSTM(3, 16)
+    assert repr(m) == repr(tm) == "LSTM(3, 16)"
+    for p in m.parameters():                   # PyTorch's init: U(-1/sqrt(H), 1/sqrt(H)), float32
+        assert p.dtype == np.float32 and np.abs(p.numpy()).max() <= 0.25 and np.abs(p.numpy()).max() > 0.2
+    m.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    x = rng.standard_normal((6, 3)).astype(np.float32)                    # unbatched (T, I)
+    out, (hn, cn) = m(engine.tensor(x))
+    out_t, (hn_t, cn_t) = tm(torch.tensor(x))
+    assert out.shape == (6, 16) and hn.shape == cn.shape == (1, 16)
+    for mine, theirs in [(out, out_t), (hn, hn_t), (cn, cn_t)]:
+        np.testing.assert_allclose(mine.numpy(), theirs.detach().numpy(), rtol=1e-5, atol=1e-6)
+    xb = rng.standard_normal((9, 130, 3)).astype(np.float32)             # several chunks of rows
+    np.testing.assert_allclose(m(engine.tensor(xb))[0].numpy(), tm(torch.tensor(xb))[0].detach().numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_lstm_state_carries_across_calls():
+    m = LSTM(4, 6, num_layers=2, dtype=np.float64)
+    x = T_(rng.standard_normal((10, 2, 4)))
+    whole, (h_whole, c_whole) = m(x)
+    a, state = m(x[:4])
+    b, (h2, c2) = m(x[4:], state)
+    np.testing.assert_allclose(np.concatenate([a.numpy(), b.numpy()]), whole.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(h2.numpy(), h_whole.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(c2.numpy(), c_whole.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
+def test_flat_weights_names_are_pytorchs(cls):
+    """PyTorch code reads `_flat_weights_names` and `_parameters[name]` (the book's seq2seq initializes each
+    GRU weight so): the same names in the same order as PyTorch's, each a parameter of the module."""
+    torch = pytest.importorskip("torch")
+    for kw in (dict(), dict(num_layers=3, bias=False)):
+        m, tm = cls(2, 3, **kw), getattr(torch.nn, cls.__name__)(2, 3, **kw)
+        assert m._flat_weights_names == tm._flat_weights_names
+        assert [m._parameters[n] for n in m._flat_weights_names] == m._flat_weights == list(m.parameters())

@@ -11,8 +11,8 @@ from . import init
 from .module import Module, Parameter
 
 __all__ = ["Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d",
-           "BatchNorm2d", "LayerNorm", "Dropout", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Flatten",
-           "Sequential", "ModuleList", "Embedding", "CrossEntropyLoss", "MSELoss"]
+           "BatchNorm2d", "LayerNorm", "Dropout", "ReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax",
+           "Flatten", "Sequential", "ModuleList", "Embedding", "CrossEntropyLoss", "MSELoss"]
 
 
 def _empty(*shape, dtype=None):
@@ -225,6 +225,22 @@ class Sigmoid(Module):
 class Tanh(Module):
     def forward(self, x):
         return F.tanh(x)
+
+
+class GELU(Module):
+    """F.gelu as a layer: approximate 'none' (exact, erf) or 'tanh', as PyTorch's nn.GELU."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
 
 
 class Softmax(Module):

@@ -1,9 +1,11 @@
-"""Recurrent layers with PyTorch's names, parameters, initialization and shapes: `nn.RNN` (tanh) and `nn.GRU`.
+"""Recurrent layers with PyTorch's names, parameters, initialization and shapes: `nn.RNN` (tanh), `nn.GRU` and
+`nn.LSTM`.
 
 Parameters per layer l: weight_ih_l{l} (G*H, I or H), weight_hh_l{l} (G*H, H), bias_ih_l{l}, bias_hh_l{l}
-(G*H,), G = 1 (RNN) or 3 (GRU, gates r, z, n), all drawn from U(-1/sqrt(H), 1/sqrt(H)); so a PyTorch
-module's state_dict loads as is. Each layer runs F.rnn_tanh / F.gru (one GEMM for the input projection,
-then a recurrence kernel with hand-written backpropagation through time).
+(G*H,), G = 1 (RNN), 3 (GRU, gates r, z, n) or 4 (LSTM, gates i, f, g, o), all drawn from
+U(-1/sqrt(H), 1/sqrt(H)); so a PyTorch module's state_dict loads as is. `_flat_weights_names` lists them in
+PyTorch's order (code written for PyTorch reads it). Each layer runs F.rnn_tanh / F.gru / F.lstm (one GEMM
+for the input projection, then a recurrence kernel with hand-written backpropagation through time).
 """
 import math
 import numbers
@@ -12,12 +14,12 @@ import numpy as np
 
 from .._checks import check_positive_int, check_tensor
 from ..ops.activation import dropout
-from ..ops.rnn import gru, rnn_tanh
-from ..tensor import cat, float32
+from ..ops.rnn import gru, lstm, rnn_tanh
+from ..tensor import Tensor, cat, float32
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["RNN", "GRU"]
+__all__ = ["RNN", "GRU", "LSTM"]
 
 
 class _RNNBase(Module):
@@ -46,6 +48,17 @@ class _RNNBase(Module):
                 setattr(self, f"bias_hh_l{layer}", Parameter(np.empty(G, dt)))
         self.reset_parameters()
 
+    @property
+    def _flat_weights_names(self):
+        """PyTorch's list of this layer's parameter names in order: weight_ih_l0, weight_hh_l0, bias_ih_l0,
+        bias_hh_l0, weight_ih_l1, ... (the biases only with bias=True)."""
+        kinds = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if self.bias else ())
+        return [f"{k}_l{layer}" for layer in range(self.num_layers) for k in kinds]
+
+    @property
+    def _flat_weights(self):
+        return [self._parameters[name] for name in self._flat_weights_names]
+
     def reset_parameters(self):
         k = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
@@ -55,10 +68,33 @@ class _RNNBase(Module):
         get = lambda name: self._parameters.get(f"{name}_l{layer}")  # noqa: E731
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
+    def _check_state(self, name, h, batched, B):
+        """One state tensor (num_layers, B, H) ((num_layers, H) unbatched), as (num_layers, B, H)."""
+        check_tensor(name, h)
+        want = (self.num_layers, B, self.hidden_size) if batched else (self.num_layers, self.hidden_size)
+        if tuple(h.shape) != want:
+            raise ValueError(f"{name}: expected shape {want}, got {h.shape}")
+        return h if batched else h.unsqueeze(1)
+
+    def _states(self, hx, batched, B):
+        """hx -> a tuple of state tensors (num_layers, B, H) (one; the LSTM's two), or None."""
+        if hx is None:
+            return None
+        if isinstance(hx, Tensor):
+            return (self._check_state("hx", hx, batched, B),)
+        raise TypeError(f"hx: expected a Tensor or None, got {type(hx).__name__}")
+
+    def _run_layer(self, x, layer, states):
+        """One layer over the sequence: (output (T, B, H), its final state as a tuple of (1, B, H) tensors)."""
+        h0 = None if states is None else states[0][layer:layer + 1]
+        out, h = type(self)._fn(x, h0, *self._layer_params(layer))
+        return out, (h,)
+
     def forward(self, input, hx=None):
         """input (T, B, I) ((B, T, I) with batch_first) or unbatched (T, I); hx (num_layers, B, H) (or
-        (num_layers, H) unbatched) or None for zeros. Returns (output (T, B, H) (or (B, T, H), (T, H)),
-        h_n (num_layers, B, H) (or (num_layers, H)))."""
+        (num_layers, H) unbatched) or None for zeros (the LSTM: a pair (h0, c0) of such tensors). Returns
+        (output (T, B, H) (or (B, T, H), (T, H)), h_n (num_layers, B, H) (or (num_layers, H)); the LSTM's
+        second element is the pair (h_n, c_n))."""
         check_tensor("input", input)
         if input.ndim not in (2, 3):
             raise ValueError(f"input: expected (seq_len, batch, {self.input_size}) or unbatched (seq_len, "
@@ -69,25 +105,19 @@ class _RNNBase(Module):
         x = input if not batched or not self.batch_first else input.swapaxes(0, 1)
         if not batched:
             x = x.unsqueeze(1)
-        B, H, L = x.shape[1], self.hidden_size, self.num_layers
-        if hx is not None:
-            check_tensor("hx", hx)
-            want = (L, B, H) if batched else (L, H)
-            if tuple(hx.shape) != want:
-                raise ValueError(f"hx: expected shape {want}, got {hx.shape}")
-            if not batched:
-                hx = hx.unsqueeze(1)
+        states = self._states(hx, batched, x.shape[1])
         finals = []
-        for layer in range(L):
+        for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0 and self.training:
                 x = dropout(x, self.dropout, True)
-            w_ih, w_hh, b_ih, b_hh = self._layer_params(layer)
-            x, h = type(self)._fn(x, None if hx is None else hx[layer:layer + 1], w_ih, w_hh, b_ih, b_hh)
-            finals.append(h)
-        h_n = finals[0] if L == 1 else cat(finals, dim=0)
+            x, fin = self._run_layer(x, layer, states)
+            finals.append(fin)
+        final = tuple(f[0] if len(finals) == 1 else cat(f, dim=0) for f in zip(*finals))
         if not batched:
-            return x.squeeze(1), h_n.squeeze(1)
-        return (x.swapaxes(0, 1) if self.batch_first else x), h_n
+            x, final = x.squeeze(1), tuple(f.squeeze(1) for f in final)
+        elif self.batch_first:
+            x = x.swapaxes(0, 1)
+        return x, (final if len(final) > 1 else final[0])
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
@@ -119,3 +149,30 @@ class GRU(_RNNBase):
     """Gated recurrent unit, PyTorch's nn.GRU (gates r, z, n; see F.gru for the equations)."""
     _gates = 3
     _fn = staticmethod(gru)
+
+
+class LSTM(_RNNBase):
+    """Long short-term memory, PyTorch's nn.LSTM (gates i, f, g, o; see F.lstm for the equations): the state
+    is a pair (h, c); forward(input, (h0, c0)) returns (output, (h_n, c_n)). num_layers, bias, batch_first,
+    dropout between layers; proj_size 0 only, unidirectional. The recurrence runs the LSTM kernels (forward
+    and hand-written backward through time)."""
+    _gates = 4
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, dtype=None):
+        if proj_size != 0:
+            raise ValueError(f"proj_size: only 0 (no projection) is supported, got {proj_size!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype)
+        self.proj_size = 0
+
+    def _states(self, hx, batched, B):
+        if hx is None:
+            return None
+        if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise TypeError(f"hx: expected a pair (h0, c0) of tensors or None, got {type(hx).__name__}")
+        return self._check_state("hx[0]", hx[0], batched, B), self._check_state("hx[1]", hx[1], batched, B)
+
+    def _run_layer(self, x, layer, states):
+        hx = None if states is None else (states[0][layer:layer + 1], states[1][layer:layer + 1])
+        out, (h, c) = lstm(x, hx, *self._layer_params(layer))
+        return out, (h, c)

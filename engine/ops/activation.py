@@ -1,4 +1,5 @@
-"""Activations and dropout: forward on the backend's kernel, backward from the saved output (or mask)."""
+"""Activations and dropout: forward on the backend's kernel, backward from the saved output (relu, sigmoid,
+tanh), input (gelu) or mask (dropout)."""
 import numbers
 
 import numpy as np
@@ -8,7 +9,7 @@ from ..autograd import Function
 from ..backend import kernels_for
 from ..tensor import default_generator
 
-__all__ = ["relu", "sigmoid", "tanh", "dropout"]
+__all__ = ["relu", "sigmoid", "tanh", "gelu", "dropout"]
 
 
 def _pointwise(name):
@@ -48,6 +49,29 @@ def sigmoid(input):
 def tanh(input):
     check_float_inputs(input=input)
     return Tanh.apply(input)
+
+
+class Gelu(Function):
+    @staticmethod
+    def forward(ctx, x, approximate):
+        ctx.x, ctx.approximate = x, approximate
+        return kernels_for(x).gelu_fwd(x, approximate)
+
+    @staticmethod
+    def backward(ctx, dout):
+        return kernels_for(ctx.x).gelu_bwd(dout, ctx.x, ctx.approximate), None
+
+
+def gelu(input, approximate="none"):
+    """PyTorch's GELU, any shape: 'none' is x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); 'tanh' is
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). Both are evaluated without cancellation for negative x
+    (kernels/reference/activation.py), so tiny values are accurate where PyTorch's rounds them to 0.
+    gelu(-inf) is NaN and the gradient at +-inf is NaN, as PyTorch's; a huge finite x has gradient 1 (x > 0)
+    or 0 (x < 0). Saves x for backward."""
+    check_float_inputs(input=input)
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
+    return Gelu.apply(input, approximate)
 
 
 class Dropout(Function):

@@ -1,9 +1,12 @@
-"""Numba CPU kernels: relu, sigmoid, tanh, dropout. Elementwise over the flat array.
+"""Numba CPU kernels: relu, sigmoid, tanh, gelu, dropout. Elementwise over the flat array.
 
 Same names and signatures as kernels.reference.activation. Inputs of any shape (0-d included); outputs have
 the input's shape and dtype. Backward kernels take the forward's output y (or the dropout mask).
 relu propagates NaN (relu(NaN) = NaN, and its gradient passes there, as PyTorch's does); a dropped element
-is exactly 0 even where x is inf or NaN.
+is exactly 0 even where x is inf or NaN. gelu's backward takes the forward's input x; its two forms
+(approximate 'none' through erfc, 'tanh' through vexp) are written as in the reference, without cancellation.
+The exact form calls libm's erfc, so its loops do not vectorize (a Chebyshev erfc made of arithmetic was
+tried for float32 and measured no faster here).
 Each op is a serial `_<op>(…, lo, hi)` over a range and `_<op>_par(…)` runs it over prange'd chunks;
 `run_chunked` picks the parallel one for large arrays and the serial one for small arrays (waking the
 thread pool costs more than a small array's work, and far more on a busy machine). The serial loops run
@@ -11,15 +14,22 @@ thread pool costs more than a small array's work, and far more on a busy machine
 selects and vectorizes (an index from `lo` brings Numba's wraparound code, and a load inside one arm of
 the choice makes it a branch: relu's backward written so ran 10x slower on random signs).
 """
+import math
+
 import numpy as np
 from numba import njit, prange
 
 from ._math import vexp
+from ..reference.activation import GELU_C, GELU_K, GELU_X2_MAX
 from ..reference.attention import dropout_threshold
 from .attention_tiles import keep_bits, row_key
 from ._parallel import CHUNK, FAST, run_chunked
 
-__all__ = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "tanh_fwd", "tanh_bwd", "dropout_fwd", "dropout_bwd"]
+__all__ = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "tanh_fwd", "tanh_bwd", "gelu_fwd", "gelu_bwd",
+           "dropout_fwd", "dropout_bwd"]
+
+_RSQRT2 = 1.0 / math.sqrt(2.0)
+_RSQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @njit(cache=True, fastmath=FAST)
@@ -117,6 +127,84 @@ def _tanh_bwd_par(dout, y, dx):
 
 
 @njit(cache=True, fastmath=FAST)
+def _gelu_fwd(x, y, lo, hi):
+    """x Phi(x) = 0.5 x erfc(-x / sqrt 2) (libm's erfc)."""
+    xs, ys = x[lo:hi], y[lo:hi]
+    half, r = y.dtype.type(0.5), y.dtype.type(-_RSQRT2)
+    for i in range(ys.size):
+        v = xs[i]
+        ys[i] = half * v * math.erfc(v * r)
+
+
+@njit(parallel=True, cache=True)
+def _gelu_fwd_par(x, y):
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        _gelu_fwd(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
+
+
+@njit(cache=True, fastmath=FAST)
+def _gelu_bwd(dout, x, dx, lo, hi):
+    """dout (Phi(x) + x phi(x)); x = +-inf gives inf * 0 = NaN, as PyTorch."""
+    ds, xs, gs = dout[lo:hi], x[lo:hi], dx[lo:hi]
+    half, r, k = dx.dtype.type(0.5), dx.dtype.type(-_RSQRT2), dx.dtype.type(_RSQRT2PI)
+    for i in range(gs.size):
+        v = xs[i]
+        gs[i] = ds[i] * (half * math.erfc(v * r) + v * (k * vexp(-half * v * v)))
+
+
+@njit(parallel=True, cache=True)
+def _gelu_bwd_par(dout, x, dx):
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        _gelu_bwd(dout, x, dx, c * CHUNK, min(n, (c + 1) * CHUNK))
+
+
+@njit(cache=True, fastmath=FAST)
+def _gelu_tanh_fwd(x, y, lo, hi):
+    """x sigma(2u), u = K (x + C x^3); sigma from e = exp(-2|u|) (never overflows); vectorizes."""
+    xs, ys = x[lo:hi], y[lo:hi]
+    one, two, k, c = y.dtype.type(1.0), y.dtype.type(2.0), y.dtype.type(GELU_K), y.dtype.type(GELU_C)
+    for i in range(ys.size):
+        v = xs[i]
+        u = k * (v + c * v * v * v)
+        e = vexp(-two * abs(u))
+        s = one / (one + e)
+        ys[i] = v * (s if u >= 0 else e * s)
+
+
+@njit(parallel=True, cache=True)
+def _gelu_tanh_fwd_par(x, y):
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        _gelu_tanh_fwd(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
+
+
+@njit(cache=True, fastmath=FAST)
+def _gelu_tanh_bwd(dout, x, dx, lo, hi):
+    """dout (sigma + 2 x e s^2 u'), u' = K (1 + 3C min(x^2, 1e4)): see the reference."""
+    ds, xs, gs = dout[lo:hi], x[lo:hi], dx[lo:hi]
+    t = dx.dtype.type
+    one, two, k, c, c3, x2max = t(1.0), t(2.0), t(GELU_K), t(GELU_C), t(3.0 * GELU_C), t(GELU_X2_MAX)
+    for i in range(gs.size):
+        v = xs[i]
+        v2 = v * v
+        u = k * (v + c * v * v2)
+        e = vexp(-two * abs(u))
+        s = one / (one + e)
+        sig = s if u >= 0 else e * s
+        du2 = two * k * (one + c3 * min(v2, x2max))      # 2u', at most about 2145
+        gs[i] = ds[i] * (sig + v * e * s * s * du2)         # v * e first: 0 for a huge finite v
+
+
+@njit(parallel=True, cache=True)
+def _gelu_tanh_bwd_par(dout, x, dx):
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        _gelu_tanh_bwd(dout, x, dx, c * CHUNK, min(n, (c + 1) * CHUNK))
+
+
+@njit(cache=True, fastmath=FAST)
 def _dropout_fwd(x, seed, thr, scale, y, mask, lo, hi):
     xs, ys, ms = x[lo:hi], y[lo:hi], mask[lo:hi]
     z = y.dtype.type(0)
@@ -188,6 +276,20 @@ def tanh_fwd(x):
 
 def tanh_bwd(dout, y):
     return _binary(_tanh_bwd, _tanh_bwd_par, dout, y)
+
+
+def gelu_fwd(x, approximate="none"):
+    """x -> gelu(x) (approximate 'none' or 'tanh'). Backward needs x."""
+    if approximate == "tanh":
+        return _unary(_gelu_tanh_fwd, _gelu_tanh_fwd_par, x)
+    return _unary(_gelu_fwd, _gelu_fwd_par, x)
+
+
+def gelu_bwd(dout, x, approximate="none"):
+    """dout, the forward's input x -> dx."""
+    if approximate == "tanh":
+        return _binary(_gelu_tanh_bwd, _gelu_tanh_bwd_par, dout, x)
+    return _binary(_gelu_bwd, _gelu_bwd_par, dout, x)
 
 
 def _scale(p, dtype):

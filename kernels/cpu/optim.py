@@ -1,4 +1,5 @@
-"""Numba CPU kernels: fused optimizer updates, one pass over each parameter, in place.
+"""Numba CPU kernels: fused optimizer updates, one pass over each parameter, in place. Adam and AdamW share
+one kernel: AdamW decays the parameter (decoupled), Adam adds wd*param to the gradient (coupled, L2).
 
 Same names and signatures as kernels.reference.optim. A serial loop over [lo, hi) plus a driver that
 runs it over prange'd chunks of the flat parameter (small parameters stay in the calling thread, see
@@ -11,7 +12,7 @@ from numba import njit, prange
 from ..reference.optim import flat_contiguous as _flat
 from ._parallel import CHUNK, run_chunked
 
-__all__ = ["sgd_step", "adamw_step"]
+__all__ = ["sgd_step", "adam_step", "adamw_step"]
 
 
 @njit(cache=True, error_model="numpy")
@@ -36,10 +37,11 @@ def _sgd_par(p, g, buf, h):
 
 @njit(cache=True, error_model="numpy")
 def _adamw(p, g, m, v, h, lo, hi):
-    """h = (lr, beta1, beta2, eps, decay = 1 - lr*wd, bias correction 1 - beta1^t, 1 - beta2^t)."""
-    lr, beta1, beta2, eps, decay, c1, c2 = h[0], h[1], h[2], h[3], h[4], h[5], h[6]
+    """h = (lr, beta1, beta2, eps, decay, bias correction 1 - beta1^t, 1 - beta2^t, l2): AdamW has
+    decay = 1 - lr*wd and l2 = 0, Adam decay = 1 and l2 = wd (the gradient becomes g + l2*p)."""
+    lr, beta1, beta2, eps, decay, c1, c2, l2 = h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
     for i in range(lo, hi):
-        gi = g[i]
+        gi = g[i] + l2 * p[i] if l2 != 0 else g[i]      # no 0 * inf for AdamW's inf parameters
         mi = beta1 * m[i] + (1 - beta1) * gi
         vi = beta2 * v[i] + (1 - beta2) * gi * gi
         m[i] = mi
@@ -61,8 +63,15 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
     run_chunked(_sgd, _sgd_par, p.size, p, np.ascontiguousarray(grad).reshape(-1), b, h)
 
 
-def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+def _adam(param, grad, m, v, lr, beta1, beta2, eps, decay, l2, step):
     p = _flat(param, "param")
-    h = np.array([lr, beta1, beta2, eps, 1 - lr * weight_decay, 1 - beta1 ** step, 1 - beta2 ** step],
-                 dtype=param.dtype)
+    h = np.array([lr, beta1, beta2, eps, decay, 1 - beta1 ** step, 1 - beta2 ** step, l2], dtype=param.dtype)
     run_chunked(_adamw, _adamw_par, p.size, p, np.ascontiguousarray(grad).reshape(-1), _flat(m, "m"), _flat(v, "v"), h)
+
+
+def adam_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    _adam(param, grad, m, v, lr, beta1, beta2, eps, 1.0, weight_decay, step)
+
+
+def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    _adam(param, grad, m, v, lr, beta1, beta2, eps, 1 - lr * weight_decay, 0.0, step)

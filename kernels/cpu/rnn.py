@@ -1,4 +1,5 @@
-"""Numba CPU kernels: the recurrences of a tanh RNN and a GRU, forward and hand-written backward through time.
+"""Numba CPU kernels: the recurrences of a tanh RNN, a GRU and an LSTM, forward and hand-written backward
+through time.
 
 Same names and signatures as kernels.reference.rnn (see it for the equations and shapes). The input
 projection of all steps is one GEMM done outside; here runs only the sequential part.
@@ -21,7 +22,7 @@ from numba import njit, prange
 from ._math import vexp
 from ._parallel import FAST
 
-__all__ = ["rnn_tanh_fwd", "rnn_tanh_bwd", "gru_fwd", "gru_bwd"]
+__all__ = ["rnn_tanh_fwd", "rnn_tanh_bwd", "gru_fwd", "gru_bwd", "lstm_fwd", "lstm_bwd"]
 
 ROWS = 64                     # batch rows per chunk (one prange iteration)
 _OPT = dict(cache=True, fastmath=FAST, error_model="numpy")
@@ -217,6 +218,88 @@ def _gru_bwd_chunk(dhs, hs, gates, h0, wT, dxw, dh0, dwp, dbp, lo, hi):
     _store_t(dh0.reshape((1,) + dh0.shape), dh, 0, lo, n)
 
 
+# ---- LSTM -------------------------------------------------------------------------------------------------
+@njit(**_OPT)
+def _lstm_fwd_chunk(xw, h0, c0, w, b, hc, gates, lo, hi):
+    """Rows lo..hi-1 of hc (T, B, 2H) and gates (T, 4H, B) = i, f, g, o; w = W_hh (4H, H). The state st
+    (2H, rows) holds h in rows :H and c in rows H:, the layout of a step of hc. Serial."""
+    T, _, G = xw.shape
+    H = G // 4
+    n = hi - lo
+    one = xw.dtype.type(1.0)
+    st = np.empty((2 * H, n), xw.dtype)
+    a = np.empty((G, n), xw.dtype)
+    _load_t(st[:H], h0.reshape((1,) + h0.shape), 0, lo, n)
+    _load_t(st[H:], c0.reshape((1,) + c0.shape), 0, lo, n)
+    for t in range(T):
+        _load_t(a, xw, t, lo, n)
+        for g in range(G):
+            for r in range(n):
+                a[g, r] += b[g]
+        _gemm_acc(a, w, st, n)                # reads st's rows :H (w has H columns): h_{t-1}
+        gt = gates[t]
+        for j in range(H):
+            for r in range(n):
+                ig = _sigmoid(a[j, r], one)
+                fg = _sigmoid(a[H + j, r], one)
+                gg = _tanh(a[2 * H + j, r], one)
+                og = _sigmoid(a[3 * H + j, r], one)
+                c = fg * st[H + j, r] + ig * gg
+                st[H + j, r] = c
+                st[j, r] = og * _tanh(c, one)
+                gt[j, lo + r] = ig
+                gt[H + j, lo + r] = fg
+                gt[2 * H + j, lo + r] = gg
+                gt[3 * H + j, lo + r] = og
+        _store_t(hc, st, t, lo, n)
+
+
+@njit(**_OPT)
+def _lstm_bwd_chunk(dhc, hc, gates, h0, c0, wT, dxw, dh0, dc0, dwp, dbp, lo, hi):
+    """Rows lo..hi-1 of dxw (T, B, 4H), dh0 and dc0 (B, H), and this chunk's partial dW_hh (4H, H) and db_hh
+    (4H,) in dwp, dbp; wT = W_hh^T (H, 4H). ds (2H, rows) carries dh (rows :H) and dc (rows H:) back in
+    time; tanh(c_t) is recomputed from hc. Serial."""
+    T, _, H2 = hc.shape
+    H = H2 // 2
+    n = hi - lo
+    one = hc.dtype.type(1.0)
+    ds = np.zeros((H2, n), hc.dtype)
+    dy = np.empty((H2, n), hc.dtype)
+    y = np.empty((H2, n), hc.dtype)
+    yp = np.empty((H2, n), hc.dtype)
+    hrows = np.empty((n, H), hc.dtype)
+    da = np.empty((4 * H, n), hc.dtype)
+    for t in range(T - 1, -1, -1):
+        _load_t(dy, dhc, t, lo, n)
+        _load_t(y, hc, t, lo, n)
+        if t > 0:
+            _load_t(yp, hc, t - 1, lo, n)
+        else:
+            _load_t(yp[:H], h0.reshape((1,) + h0.shape), 0, lo, n)
+            _load_t(yp[H:], c0.reshape((1,) + c0.shape), 0, lo, n)
+        for r in range(n):
+            for k in range(H):
+                hrows[r, k] = yp[k, r]
+        gt = gates[t]
+        for j in range(H):
+            for r in range(n):
+                ig, fg, gg, og = gt[j, lo + r], gt[H + j, lo + r], gt[2 * H + j, lo + r], gt[3 * H + j, lo + r]
+                tc = _tanh(y[H + j, r], one)
+                gh = dy[j, r] + ds[j, r]
+                dc = dy[H + j, r] + ds[H + j, r] + gh * og * (one - tc * tc)
+                da[j, r] = dc * gg * ig * (one - ig)
+                da[H + j, r] = dc * yp[H + j, r] * fg * (one - fg)
+                da[2 * H + j, r] = dc * ig * (one - gg * gg)
+                da[3 * H + j, r] = gh * tc * og * (one - og)
+                ds[H + j, r] = dc * fg
+                ds[j, r] = 0
+        _store_t(dxw, da, t, lo, n)
+        _acc_wgrad(dwp, dbp, da, hrows, n)
+        _gemm_acc(ds, wT, da, n)              # dh_{t-1} = W_hh^T da, into ds's rows :H
+    _store_t(dh0.reshape((1,) + dh0.shape), ds[:H], 0, lo, n)
+    _store_t(dc0.reshape((1,) + dc0.shape), ds[H:], 0, lo, n)
+
+
 # ---- drivers: prange over the chunks ------------------------------------------------------------
 @njit(parallel=True, cache=True)
 def _rnn_fwd_par(xw, h0, w, b, hs):
@@ -244,6 +327,20 @@ def _gru_bwd_par(dhs, hs, gates, h0, wT, dxw, dh0, dwp, dbp):
     B = hs.shape[1]
     for c in prange((B + ROWS - 1) // ROWS):
         _gru_bwd_chunk(dhs, hs, gates, h0, wT, dxw, dh0, dwp[c], dbp[c], c * ROWS, min(B, (c + 1) * ROWS))
+
+
+@njit(parallel=True, cache=True)
+def _lstm_fwd_par(xw, h0, c0, w, b, hc, gates):
+    B = xw.shape[1]
+    for c in prange((B + ROWS - 1) // ROWS):
+        _lstm_fwd_chunk(xw, h0, c0, w, b, hc, gates, c * ROWS, min(B, (c + 1) * ROWS))
+
+
+@njit(parallel=True, cache=True)
+def _lstm_bwd_par(dhc, hc, gates, h0, c0, wT, dxw, dh0, dc0, dwp, dbp):
+    B = hc.shape[1]
+    for c in prange((B + ROWS - 1) // ROWS):
+        _lstm_bwd_chunk(dhc, hc, gates, h0, c0, wT, dxw, dh0, dc0, dwp[c], dbp[c], c * ROWS, min(B, (c + 1) * ROWS))
 
 
 # ---- launchers --------------------------------------------------------------------------------------------
@@ -320,3 +417,29 @@ def gru_bwd(dhs, hs, gates, h0, w_hh):
     else:
         _gru_bwd_par(*args, dwp, dbp)
     return dxw, dh0, _reduce(dwp), _reduce(dbp)
+
+
+def lstm_fwd(xw, h0, c0, w_hh, b_hh):
+    """xw (T, B, 4H), h0, c0 (B, H), w_hh (4H, H), b_hh (4H,) or None -> (hc (T, B, 2H), gates (T, 4H, B))."""
+    dt = xw.dtype
+    T, B, G = xw.shape
+    H = G // 4
+    b = np.zeros(G, dt) if b_hh is None else _c(b_hh, dt)
+    hc, gates = np.empty((T, B, 2 * H), dt), np.empty((T, G, B), dt)
+    _launch(_lstm_fwd_chunk, _lstm_fwd_par, B, _c(xw, dt), _c(h0, dt), _c(c0, dt), _c(w_hh, dt), b, hc, gates)
+    return hc, gates
+
+
+def lstm_bwd(dhc, hc, gates, h0, c0, w_hh):
+    """-> (dxw (T, B, 4H), dh0 (B, H), dc0 (B, H), dw_hh (4H, H), db_hh (4H,)); fresh arrays."""
+    dt = hc.dtype
+    T, B, H2 = hc.shape
+    H = H2 // 2
+    dxw, dh0, dc0 = np.empty((T, B, 4 * H), dt), np.empty((B, H), dt), np.empty((B, H), dt)
+    dwp, dbp = _partials(B, 4 * H, H, dt)
+    args = (_c(dhc, dt), _c(hc, dt), _c(gates, dt), _c(h0, dt), _c(c0, dt), _c(w_hh.T, dt), dxw, dh0, dc0)
+    if B <= ROWS:
+        _lstm_bwd_chunk(*args, dwp[0], dbp[0], 0, B)
+    else:
+        _lstm_bwd_par(*args, dwp, dbp)
+    return dxw, dh0, dc0, _reduce(dwp), _reduce(dbp)

@@ -1,17 +1,23 @@
 """Elementwise activations and dropout on the GPU: one thread per element over the flattened array.
 The same semantics as kernels/cpu/activation.py (relu propagates NaN; sigmoid from exp(-|x|), never
-overflowing; dropout keeps where the counter hash of (seed, element) clears p and scales by 1/(1-p), p = 1
-drops everything, a dropped element is 0 even where x is inf or NaN)."""
+overflowing; gelu's two forms as the reference writes them, backward from the input x; dropout keeps where
+the counter hash of (seed, element) clears p and scales by 1/(1-p), p = 1 drops everything, a dropped
+element is 0 even where x is inf or NaN)."""
 import math
 
 from numba import cuda
 
+from ..reference.activation import GELU_C, GELU_K, GELU_X2_MAX
 from ..reference.attention import dropout_threshold
 from ._dev import TPB_FLAT, blocks, contiguous, empty
 from ._launch import kernel
 from ._rng import keep
 
-__all__ = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "tanh_fwd", "tanh_bwd", "dropout_fwd", "dropout_bwd"]
+__all__ = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "tanh_fwd", "tanh_bwd", "gelu_fwd", "gelu_bwd",
+           "dropout_fwd", "dropout_bwd"]
+
+_RSQRT2 = 1.0 / math.sqrt(2.0)
+_RSQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @kernel
@@ -57,6 +63,49 @@ def _tanh_bwd(dout, y, dx):
     i = cuda.grid(1)
     if i < y.shape[0]:
         dx[i] = dout[i] * (1 - y[i] * y[i])
+
+
+@kernel
+def _gelu_fwd(x, y):
+    i = cuda.grid(1)
+    if i < x.shape[0]:
+        v = x[i]
+        y[i] = 0.5 * v * math.erfc(v * -_RSQRT2)
+
+
+@kernel
+def _gelu_bwd(dout, x, dx):
+    i = cuda.grid(1)
+    if i < x.shape[0]:
+        v = x[i]
+        dx[i] = dout[i] * (0.5 * math.erfc(v * -_RSQRT2) + v * (_RSQRT2PI * math.exp(-0.5 * v * v)))
+
+
+@cuda.jit(device=True)
+def _sigma2u(v):
+    """(e, s, sigma(2u)) for u = K (v + C v^3): e = exp(-2|u|), s = 1 / (1 + e)."""
+    u = GELU_K * (v + GELU_C * v * v * v)
+    e = math.exp(-2.0 * abs(u))
+    s = 1.0 / (1.0 + e)
+    return e, s, (s if u >= 0 else e * s)
+
+
+@kernel
+def _gelu_tanh_fwd(x, y):
+    i = cuda.grid(1)
+    if i < x.shape[0]:
+        v = x[i]
+        y[i] = v * _sigma2u(v)[2]
+
+
+@kernel
+def _gelu_tanh_bwd(dout, x, dx):
+    i = cuda.grid(1)
+    if i < x.shape[0]:
+        v = x[i]
+        e, s, sig = _sigma2u(v)
+        du2 = 2.0 * GELU_K * (1.0 + 3.0 * GELU_C * min(v * v, GELU_X2_MAX))
+        dx[i] = dout[i] * (sig + v * e * s * s * du2)      # v * e first: 0 for a huge finite v
 
 
 @kernel
@@ -114,6 +163,15 @@ def tanh_fwd(x):
 
 def tanh_bwd(dout, y):
     return _binary(_tanh_bwd, dout, y)
+
+
+def gelu_fwd(x, approximate="none"):
+    return _unary(_gelu_tanh_fwd if approximate == "tanh" else _gelu_fwd, x)
+
+
+def gelu_bwd(dout, x, approximate="none"):
+    """dout, the forward's input x -> dx."""
+    return _binary(_gelu_tanh_bwd if approximate == "tanh" else _gelu_bwd, dout, x)
 
 
 def _scale(p, dtype):

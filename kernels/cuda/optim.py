@@ -1,6 +1,6 @@
 """Fused optimizer updates on the GPU: one thread per parameter element, in place, the same arithmetic as
-kernels/cpu/optim.py (SGD with coupled weight decay, momentum, dampening and Nesterov; AdamW with
-decoupled decay and bias correction)."""
+kernels/cpu/optim.py (SGD with coupled weight decay, momentum, dampening and Nesterov; Adam and AdamW in one
+kernel: AdamW's decoupled decay, Adam's coupled (L2) decay, bias correction)."""
 import math
 
 from numba import cuda
@@ -9,7 +9,7 @@ from ..reference.optim import flat_contiguous as _flat
 from ._dev import TPB_FLAT, blocks
 from ._launch import kernel
 
-__all__ = ["sgd_step", "adamw_step"]
+__all__ = ["sgd_step", "adam_step", "adamw_step"]
 
 
 @kernel
@@ -25,10 +25,10 @@ def _sgd(p, g, buf, lr, momentum, dampening, nesterov, wd, first):
 
 
 @kernel
-def _adamw(p, g, m, v, lr, beta1, beta2, eps, decay, c1, c2):
+def _adamw(p, g, m, v, lr, beta1, beta2, eps, decay, c1, c2, l2):
     i = cuda.grid(1)
     if i < p.shape[0]:
-        gi = g[i]
+        gi = g[i] + l2 * p[i] if l2 != 0 else g[i]
         mi = beta1 * m[i] + (1 - beta1) * gi
         vi = beta2 * v[i] + (1 - beta2) * gi * gi
         m[i] = mi
@@ -46,11 +46,19 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
                                                   bool(nesterov), t(weight_decay), bool(first))
 
 
-def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+def _adam(param, grad, m, v, lr, beta1, beta2, eps, decay, l2, step):
+    """AdamW: decay = 1 - lr*wd, l2 = 0; Adam: decay = 1, l2 = wd."""
     p = _flat(param, "param")
     t = param.dtype.type
     if p.size:
-        _adamw[blocks(p.size), TPB_FLAT](p, _flat(grad, "grad"), _flat(m, "m"),
-                                                    _flat(v, "v"), t(lr), t(beta1), t(beta2), t(eps),
-                                                    t(1 - lr * weight_decay), t(1 - beta1 ** step),
-                                                    t(1 - beta2 ** step))
+        _adamw[blocks(p.size), TPB_FLAT](p, _flat(grad, "grad"), _flat(m, "m"), _flat(v, "v"), t(lr), t(beta1),
+                                         t(beta2), t(eps), t(decay), t(1 - beta1 ** step), t(1 - beta2 ** step),
+                                         t(l2))
+
+
+def adam_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    _adam(param, grad, m, v, lr, beta1, beta2, eps, 1.0, weight_decay, step)
+
+
+def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    _adam(param, grad, m, v, lr, beta1, beta2, eps, 1 - lr * weight_decay, 0.0, step)

@@ -1,8 +1,9 @@
-"""The recurrences of a tanh RNN and a GRU on the GPU (kernels/reference/rnn.py states the equations and
+"""The recurrences of a tanh RNN, a GRU and an LSTM on the GPU (kernels/reference/rnn.py states the equations and
 shapes). One block per batch row runs all T steps: its threads split the hidden units, read the previous
 state from hs (global memory, made visible by the block barrier between steps) and the recurrent weight from
 global memory. Backward through time runs the same way and leaves each step's pre-activation gradients in
-dxw (and dhw for the GRU); dW_hh and db_hh are then one GEMM and one sum over (T, B) with CuPy."""
+dxw (and dhw for the GRU); dW_hh and db_hh are then one GEMM and one sum over (T, B) with CuPy. The LSTM keeps
+h_t and c_t side by side in hc (T, B, 2H), and its backward carries dh and dc in two (B, H) arrays."""
 import math
 
 from numba import cuda
@@ -10,7 +11,7 @@ from numba import cuda
 from ._dev import TPB, contiguous, empty, xp_of
 from ._launch import kernel
 
-__all__ = ["rnn_tanh_fwd", "rnn_tanh_bwd", "gru_fwd", "gru_bwd"]
+__all__ = ["rnn_tanh_fwd", "rnn_tanh_bwd", "gru_fwd", "gru_bwd", "lstm_fwd", "lstm_bwd"]
 
 
 @cuda.jit(device=True)
@@ -114,6 +115,71 @@ def _gru_bwd(dhs, hs, gates, h0, w, dxw, dhw, dh):
         cuda.syncthreads()
 
 
+@kernel
+def _lstm_fwd(xw, h0, c0, w, b, hc, gates):
+    bi = cuda.blockIdx.x
+    T, _, H2 = hc.shape
+    H = H2 // 2
+    for t in range(T):
+        for j in range(cuda.threadIdx.x, H, TPB):
+            ai = xw[t, bi, j] + b[j]
+            af = xw[t, bi, H + j] + b[H + j]
+            ag = xw[t, bi, 2 * H + j] + b[2 * H + j]
+            ao = xw[t, bi, 3 * H + j] + b[3 * H + j]
+            for k in range(H):
+                hk = hc[t - 1, bi, k] if t > 0 else h0[bi, k]
+                ai += w[j, k] * hk
+                af += w[H + j, k] * hk
+                ag += w[2 * H + j, k] * hk
+                ao += w[3 * H + j, k] * hk
+            i = _sigmoid(ai)
+            f = _sigmoid(af)
+            g = math.tanh(ag)
+            o = _sigmoid(ao)
+            c = f * (hc[t - 1, bi, H + j] if t > 0 else c0[bi, j]) + i * g
+            hc[t, bi, H + j] = c
+            hc[t, bi, j] = o * math.tanh(c)
+            gates[t, j, bi] = i
+            gates[t, H + j, bi] = f
+            gates[t, 2 * H + j, bi] = g
+            gates[t, 3 * H + j, bi] = o
+        cuda.syncthreads()
+
+
+@kernel
+def _lstm_bwd(dhc, hc, gates, c0, w, dxw, dh, dc):
+    """dh, dc (B, H) start at 0 and end as dh0, dc0."""
+    bi = cuda.blockIdx.x
+    T, _, H2 = hc.shape
+    H = H2 // 2
+    for j in range(cuda.threadIdx.x, H, TPB):
+        dh[bi, j] = 0
+        dc[bi, j] = 0
+    cuda.syncthreads()
+    for t in range(T - 1, -1, -1):
+        for j in range(cuda.threadIdx.x, H, TPB):
+            i = gates[t, j, bi]
+            f = gates[t, H + j, bi]
+            g = gates[t, 2 * H + j, bi]
+            o = gates[t, 3 * H + j, bi]
+            tc = math.tanh(hc[t, bi, H + j])
+            cp = hc[t - 1, bi, H + j] if t > 0 else c0[bi, j]
+            gh = dh[bi, j] + dhc[t, bi, j]
+            dct = dc[bi, j] + dhc[t, bi, H + j] + gh * o * (1 - tc * tc)
+            dxw[t, bi, j] = dct * g * i * (1 - i)
+            dxw[t, bi, H + j] = dct * cp * f * (1 - f)
+            dxw[t, bi, 2 * H + j] = dct * i * (1 - g * g)
+            dxw[t, bi, 3 * H + j] = gh * tc * o * (1 - o)
+            dc[bi, j] = dct * f
+        cuda.syncthreads()
+        for k in range(cuda.threadIdx.x, H, TPB):
+            s = 0.0
+            for q in range(4 * H):
+                s += dxw[t, bi, q] * w[q, k]
+            dh[bi, k] = s
+        cuda.syncthreads()
+
+
 def _bias(b, n, like):
     return xp_of(like).zeros(n, like.dtype) if b is None else contiguous(b, like.dtype)
 
@@ -170,3 +236,27 @@ def gru_bwd(dhs, hs, gates, h0, w_hh):
         _gru_bwd[B, TPB](dhs, hs, gates, h0, w, dxw, dhw, dh)
     dw, db = _param_grads(dhw, hs, h0)
     return dxw, dh, dw, db
+
+
+def lstm_fwd(xw, h0, c0, w_hh, b_hh):
+    xw, h0, c0 = contiguous(xw), contiguous(h0, xw.dtype), contiguous(c0, xw.dtype)
+    w = contiguous(w_hh, xw.dtype)
+    T, B, H = xw.shape[0], h0.shape[0], h0.shape[1]
+    hc = empty((T, B, 2 * H), xw.dtype, xw)
+    gates = empty((T, 4 * H, B), xw.dtype, xw)
+    if hc.size:
+        _lstm_fwd[B, TPB](xw, h0, c0, w, _bias(b_hh, w.shape[0], xw), hc, gates)
+    return hc, gates
+
+
+def lstm_bwd(dhc, hc, gates, h0, c0, w_hh):
+    hc = contiguous(hc)
+    dhc, gates = contiguous(dhc, hc.dtype), contiguous(gates, hc.dtype)
+    h0, c0, w = contiguous(h0, hc.dtype), contiguous(c0, hc.dtype), contiguous(w_hh, hc.dtype)
+    T, B, H2 = hc.shape
+    dxw = empty((T, B, 2 * H2), hc.dtype, hc)
+    dh, dc = xp_of(hc).zeros(h0.shape, hc.dtype), xp_of(hc).zeros(c0.shape, hc.dtype)
+    if hc.size:
+        _lstm_bwd[B, TPB](dhc, hc, gates, c0, w, dxw, dh, dc)
+    dw, db = _param_grads(dxw, xp_of(hc).ascontiguousarray(hc[:, :, :H2 // 2]), h0)
+    return dxw, dh, dc, dw, db

@@ -1,10 +1,10 @@
-"""float64 NumPy references for the optimizer updates (PyTorch's SGD and AdamW rules).
+"""float64 NumPy references for the optimizer updates (PyTorch's SGD, Adam and AdamW rules).
 
 They update `param` and the state arrays in place, like the kernels, so tests run both on copies.
 """
 import numpy as np
 
-__all__ = ["sgd_step", "adamw_step"]
+__all__ = ["sgd_step", "adam_step", "adamw_step"]
 
 
 def flat_contiguous(a, name):
@@ -26,6 +26,16 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
             buf[...] = momentum * buf + (1 - dampening) * d
         d = d + momentum * buf if nesterov else buf
     param[...] = param - lr * d
+
+
+def adam_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """Adam with coupled (L2) weight decay, as PyTorch's Adam: the gradient is grad + wd*param, then the
+    moments and the bias-corrected step as in adamw_step; step counts from 1."""
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    m[...] = beta1 * m + (1 - beta1) * grad
+    v[...] = beta2 * v + (1 - beta2) * grad * grad
+    param[...] = param - lr * (m / (1 - beta1 ** step)) / (np.sqrt(v / (1 - beta2 ** step)) + eps)
 
 
 def adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step):

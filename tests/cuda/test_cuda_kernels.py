@@ -556,3 +556,65 @@ def test_empty_batches(to_dev, to_host):
     xl, w = np.zeros((2, 0)), np.zeros((4, 0))
     dx, dw, db = kernels.cuda.linear_bwd(to_dev(np.ones((2, 4))), to_dev(xl), to_dev(w))
     assert to_host(dx).shape == (2, 0) and to_host(dw).shape == (4, 0) and (to_host(db) == 2).all()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the simulator's NumPy scalars warn at inf * 0
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(approximate, dtype, to_dev, to_host):
+    """Both forms against the reference on random values and the hard ones (+-inf, NaN, huge |x|, +-0)."""
+    rng = np.random.default_rng(17)
+    x = (rng.standard_normal((3, 47)) * 4).astype(dtype)
+    x.flat[:10] = [-np.inf, np.inf, np.nan, -3e38, 3e38, -1e30, 1e30, -40.0, -0.0, 0.0]
+    y = to_host(kernels.cuda.gelu_fwd(to_dev(x), approximate))
+    assert y.shape == x.shape and y.dtype == dtype
+    x64 = x.astype(np.float64)
+    ry = ref.gelu_fwd(x64, approximate)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ry))
+    assert_close(y, ry, dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    dx = to_host(kernels.cuda.gelu_bwd(to_dev(dout), to_dev(x), approximate))
+    rdx = ref.gelu_bwd(dout.astype(np.float64), x64, approximate)
+    np.testing.assert_array_equal(np.isnan(dx), np.isnan(rdx))
+    assert_close(dx, rdx, dtype)
+    assert to_host(kernels.cuda.gelu_fwd(to_dev(np.array(1.5, dtype)), approximate)).shape == ()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("wd", [0.0, 0.1])
+def test_adam_step(wd, dtype, to_dev, to_host):
+    """Adam (coupled weight decay) through the shared Adam/AdamW kernel, against the reference over 3 steps."""
+    rng = np.random.default_rng(18)
+    p0 = rng.standard_normal(300).astype(dtype)
+    p, m, v = to_dev(p0.copy()), to_dev(np.zeros(300, dtype)), to_dev(np.zeros(300, dtype))
+    pr, mr, vr = p0.astype(np.float64), np.zeros(300), np.zeros(300)
+    for step in range(1, 4):
+        g = rng.standard_normal(300).astype(dtype)
+        kernels.cuda.adam_step(p, to_dev(g), m, v, 1e-2, 0.9, 0.999, 1e-8, wd, step)
+        ref.adam_step(pr, g.astype(np.float64), mr, vr, 1e-2, 0.9, 0.999, 1e-8, wd, step)
+    assert_close(to_host(p), pr, dtype, scale=4)
+    assert_close(to_host(v), vr, dtype, scale=4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("T,B,H,bias", [(1, 1, 1, True), (4, 3, 5, False), (3, 2, 40, True)])
+def test_lstm(T, B, H, bias, dtype, to_dev, to_host):
+    """The LSTM recurrence: hc, gates and every gradient (dxw, dh0, dc0, dW_hh, db_hh) against the reference;
+    H = 40 > the simulator's 32 threads: a row spans two block strides."""
+    rng = np.random.default_rng(19)
+    f64 = lambda a: None if a is None else a.astype(np.float64)                 # noqa: E731
+    xw = rng.standard_normal((T, B, 4 * H)).astype(dtype)
+    h0, c0 = (rng.standard_normal((2, B, H)) * 0.5).astype(dtype)
+    w = (rng.standard_normal((4 * H, H)) / np.sqrt(H)).astype(dtype)
+    b = rng.standard_normal(4 * H).astype(dtype) if bias else None
+    hc, gates = (to_host(a) for a in kernels.cuda.lstm_fwd(to_dev(xw), to_dev(h0), to_dev(c0), to_dev(w),
+                                                           None if b is None else to_dev(b)))
+    rhc, rgates = ref.lstm_fwd(f64(xw), f64(h0), f64(c0), f64(w), f64(b))
+    assert hc.dtype == dtype and hc.shape == (T, B, 2 * H)
+    assert_close(hc, rhc, dtype, scale=4)
+    assert_close(gates, rgates, dtype, scale=4)
+    dhc = rng.standard_normal(hc.shape).astype(dtype)
+    grads = kernels.cuda.lstm_bwd(to_dev(dhc), to_dev(hc), to_dev(gates), to_dev(h0), to_dev(c0), to_dev(w))
+    rgrads = ref.lstm_bwd(f64(dhc), rhc, rgates, f64(h0), f64(c0), f64(w))
+    for name, g, e in zip(("dxw", "dh0", "dc0", "dw", "db"), grads, rgrads):
+        assert_close(to_host(g), e, dtype, scale=16, err_msg=name)
