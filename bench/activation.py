@@ -42,3 +42,15 @@ verify_op(op="dropout", family="activation", kernels=("dropout_fwd", "dropout_bw
                  {"shape": (64, 33), "p": 0.0}],
           sample=lambda rng: dict(_shape(rng), p=float(np.round(rng.random(), 2))),
           inputs=_dropout_inputs, run=_dropout_run)
+
+
+def _gelu_run(k, inp, dout_like):
+    y = k.gelu_fwd(inp["x"], inp["approximate"])
+    return {"fwd": [y], "bwd": [k.gelu_bwd(dout_like(y), inp["x"], inp["approximate"])]}
+
+
+verify_op(op="gelu", family="activation", kernels=("gelu_fwd", "gelu_bwd"),
+          fixed=[{"shape": s, "approximate": a} for s in SHAPES for a in ("none", "tanh")],
+          sample=lambda rng: dict(_shape(rng), approximate=str(rng.choice(["none", "tanh"]))),
+          inputs=lambda p, rng: {"x": rng.standard_normal(p["shape"]) * 4, "approximate": p["approximate"]},
+          run=_gelu_run, noncontig=("x",))

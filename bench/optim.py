@@ -30,6 +30,14 @@ def _adamw_run(k, inp, dout_like):
     return {"step": [p, m, v]}
 
 
+def _adam_run(k, inp, dout_like):
+    p = inp["p"].copy()
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    for i in range(STEPS):
+        k.adam_step(p, inp[f"g{i}"], m, v, 1e-2, 0.9, 0.999, 1e-8, inp["wd"], i + 1)
+    return {"step": [p, m, v]}
+
+
 def _sgd_sample(rng):
     mom = float(rng.choice([0.0, 0.9]))
     nest = bool(mom and rng.integers(2))
@@ -101,3 +109,8 @@ def adamw_case(ctx, p):
         return step
     return _opt_case(ctx, p["n"], lambda ps: optim.AdamW(ps, lr=1e-3),
                      torch and (lambda ps: torch.optim.AdamW(ps, lr=1e-3)), ref_step, words=7)   # r p g m v, w p m v
+
+verify_op(op="adam_step", family="optim", kernels=("adam_step",), scale=5.0,
+          fixed=[{"n": 1, "wd": 0.0}, {"n": 40000, "wd": 0.05}, {"n": 70001, "wd": 0.0}],
+          sample=lambda rng: {"n": int(rng.integers(1, 100000)), "wd": float(rng.choice([0, 0.01, 0.1]))},
+          inputs=_inputs, run=_adam_run)

@@ -1,4 +1,4 @@
-"""Recurrences (tanh RNN, GRU) with backward through time: kernel checks. The input projection is the linear
+"""Recurrences (tanh RNN, GRU, LSTM) with backward through time: kernel checks. The input projection is the linear
 op's job; these kernels run only the sequential part (kernels/reference/rnn.py states the equations)."""
 import numpy as np
 
@@ -34,3 +34,18 @@ verify_op(op="rnn_tanh", family="rnn", kernels=("rnn_tanh_fwd", "rnn_tanh_bwd"),
           inputs=lambda p, rng: _inputs(p, rng, 1), run=_rnn_run, scale=5.0, noncontig=("xw",))
 verify_op(op="gru", family="rnn", kernels=("gru_fwd", "gru_bwd"), fixed=FIXED, sample=_sample,
           inputs=lambda p, rng: _inputs(p, rng, 3), run=_gru_run, scale=5.0, noncontig=("xw",))
+
+
+def _lstm_inputs(params, rng):
+    inp = _inputs(params, rng, 4)
+    inp["c0"] = rng.standard_normal(inp["h0"].shape) * 0.5
+    return inp
+
+
+def _lstm_run(k, inp, dout_like):
+    hc, gates = k.lstm_fwd(inp["xw"], inp["h0"], inp["c0"], inp["w"], inp["b"])
+    return {"fwd": [hc, gates], "bwd": list(k.lstm_bwd(dout_like(hc), hc, gates, inp["h0"], inp["c0"], inp["w"]))}
+
+
+verify_op(op="lstm", family="rnn", kernels=("lstm_fwd", "lstm_bwd"), fixed=FIXED, sample=_sample,
+          inputs=_lstm_inputs, run=_lstm_run, scale=5.0, noncontig=("xw",))

@@ -126,6 +126,8 @@ def setitem(t, idx, value, op="t[idx] = value"):
     _writable(t, op)
     if not (is_grad_enabled() and _requires((t, value))):
         v = _raw(t, value, op)
+        if getattr(v, "ndim", 0):
+            v = _drop_leading_ones(v, np.shape(t._data[idx]))
         try:
             t._data[idx] = v
         except (TypeError, ValueError) as e:
@@ -140,12 +142,23 @@ def setitem(t, idx, value, op="t[idx] = value"):
     elif value.device != t.device:
         raise RuntimeError(f"{op}: value is on {value.device}, the tensor on {t.device}")
     target = view_of(base._data, fns)
+    if value.ndim > target[idx].ndim:
+        value = value.reshape(_drop_leading_ones(value._data, target[idx].shape).shape)
     try:
         array_module(t._data).broadcast_to(value._data, target[idx].shape)
     except ValueError:
         raise ValueError(f"value: shape {value.shape} cannot be broadcast to the indexed region's shape "
                          f"{target[idx].shape}") from None
     _rebase(t, base, SetView.apply(_snapshot(base), value, fns=fns, idx=idx))
+
+
+def _drop_leading_ones(v, region_shape):
+    """`v` without the leading size-1 dims it has beyond the region's rank (PyTorch accepts `x[2] = ones(1, 1)`;
+    NumPy does only for non-scalar regions)."""
+    extra = v.ndim - len(region_shape)
+    if extra > 0 and all(n == 1 for n in v.shape[:extra]):
+        return v.reshape(v.shape[extra:])
+    return v
 
 
 def _check_result(t, new, op):

@@ -254,3 +254,19 @@ def test_item_assignment_matches_pytorch_including_masks_and_broadcast():
         return y
 
     _check_grads(fn, fn, [base, rng.standard_normal(4)])
+
+
+def test_item_assignment_drops_the_values_leading_size_one_dims_as_pytorch():
+    x = engine.zeros(3)
+    x[2] = engine.ones(1, 1)                  # NumPy refuses this for a scalar region; PyTorch accepts it
+    x[0:2] = engine.tensor([[5.0, 6.0]])
+    np.testing.assert_array_equal(x.numpy(), [5.0, 6.0, 1.0])
+    y = t64([1.0, 2.0, 3.0], grad=True) * 1
+    v = t64([[7.0]], grad=True)
+    y[1] = v
+    y.sum().backward()
+    np.testing.assert_array_equal(y.numpy(), [1.0, 7.0, 3.0])
+    np.testing.assert_array_equal(v.grad.numpy(), [[1.0]])
+    with pytest.raises(ValueError, match="value: shape"):
+        y = t64([1.0, 2.0, 3.0], grad=True) * 1
+        y[1] = t64([[7.0, 8.0]], grad=True)

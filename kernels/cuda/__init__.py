@@ -2,7 +2,8 @@
 
 Every family of kernels.cpu is here: conv (conv2d as tiled implicit GEMMs), softmax (softmax, log_softmax, masked_softmax), loss (cross_entropy, mse_loss), norm
 (batch and layer norm, training and eval), pool (max, average, adaptive average), activation (relu,
-sigmoid, tanh, dropout), embedding, linear (CuPy's matmul), optim (SGD, AdamW), rnn (tanh RNN, GRU) and
+sigmoid, tanh, gelu, dropout), embedding, linear (CuPy's matmul), optim (SGD, Adam, AdamW), rnn (tanh RNN, GRU,
+LSTM) and
 attention (fused scaled dot-product attention). Under `NUMBA_ENABLE_CUDASIM=1` they
 run on NumPy arrays (the simulator), which is how CI tests them. Nothing compiles at import.
 """
