@@ -156,7 +156,7 @@ def _epochs_to(curve, level):
 
 
 @classifier("lenet-bn", "LeNet with and without batch norm: epochs to reach 90% validation accuracy", epochs=15,
-            lr=0.9, batch_size=64)
+            lr=0.1, batch_size=64)
 def lenet_bn(cfg, run):
     data = digits(28, seed=cfg.seed)
     summary = {}
