@@ -118,7 +118,10 @@ class ProcessGroup:
         sys.stderr.write(f"engine.distributed: rank {self.rank} of {self.size}: {message}; aborting all ranks\n")
         sys.stderr.flush()
         if self.comm is not None and self.size > 1:
-            self.comm.Abort(1)
+            # on COMM_WORLD, not on our duplicate: MPI promises only a best attempt at the ranks of a
+            # sub-communicator's abort, and once (in CI, MPICH) a rank sleeping outside MPI outlived rank 0's abort
+            # on the duplicate by a minute; the uncaught-exception hook, which aborts COMM_WORLD, never did that
+            self.MPI.COMM_WORLD.Abort(1)
         raise RuntimeError(message)
 
     def wait_request(self, request, what):
