@@ -210,14 +210,18 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["--worker"]:
         return worker(argv[1:])
-    ap = argparse.ArgumentParser(prog="python -m bench.distributed", description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m bench distributed",
+                                 description="Data-parallel benchmarks: all-reduce on 2 ranks against mpi4py, and "
+                                             "a training step's scaling from 1 to 2 ranks.",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n", 1)[1].strip())
     ap.add_argument("--quick", action="store_true", help="fewer sizes and steps")
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cpu: MPI on host arrays (default); cuda: NCCL all-reduce on the GPUs")
     ap.add_argument("--ranks", type=int, default=None, help="ranks (GPUs) for --device cuda (default 1)")
     ap.add_argument("--batch", type=int, default=256, help="global batch of the training step")
     ap.add_argument("--spin", action="store_true", help="keep OpenMP's and OpenBLAS's spin-waiting idle threads")
-    ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the JSON (default ./{DEFAULT_OUT})")
     a = ap.parse_args(argv)
     ranks = a.ranks or (1 if a.device == "cuda" else 2)
     if ranks > 1:                                   # a world of one needs neither (engine.distributed's fallback)
