@@ -26,8 +26,9 @@ import numpy as np
 
 DEFAULT_OUT = "bench-results"          # under the current folder, as python -m bench writes
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# idle OpenMP and OpenBLAS workers sleep rather than spin, as in the rest of the suite (bench/__main__.py's
-# PASSIVE: spinning workers hold the cores the next call's threads need); --spin keeps the libraries' defaults
+# By default every run has the libraries' own idle-thread behaviour, as a user's process has (the engine sets
+# nothing for its users); --sleep-idle tells idle OpenMP and OpenBLAS workers to sleep rather than spin, as the
+# op suite does (bench/__main__.py's PASSIVE), to show what the thread pools' spinning costs
 PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
 SIZES = [8, 64, 512, 4 << 10, 32 << 10, 256 << 10, 2 << 20, 16 << 20, 64 << 20]
 
@@ -155,7 +156,7 @@ def _mpiexec():
     return local if os.access(local, os.X_OK) else shutil.which("mpiexec")
 
 
-def _run(n, args, env_threads=None, spin=False, timeout=600):
+def _run(n, args, env_threads=None, sleep_idle=False, timeout=600):
     """Run a worker (n ranks under mpiexec; n=0: plain python, a world of one); return its JSON."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "r.json")
@@ -167,7 +168,7 @@ def _run(n, args, env_threads=None, spin=False, timeout=600):
             env.pop(k, None)
         if env_threads:
             env.update(NUMBA_NUM_THREADS=str(env_threads), OPENBLAS_NUM_THREADS=str(env_threads))
-        if not spin:
+        if sleep_idle:
             env.update(PASSIVE)
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)      # a timeout ends the launcher and all its ranks
@@ -220,7 +221,9 @@ def main(argv=None):
                     help="cpu: MPI on host arrays (default); cuda: NCCL all-reduce on the GPUs")
     ap.add_argument("--ranks", type=int, default=None, help="ranks (GPUs) for --device cuda (default 1)")
     ap.add_argument("--batch", type=int, default=256, help="global batch of the training step")
-    ap.add_argument("--spin", action="store_true", help="keep OpenMP's and OpenBLAS's spin-waiting idle threads")
+    ap.add_argument("--sleep-idle", action="store_true",
+                    help="idle OpenMP and OpenBLAS threads sleep (OMP_WAIT_POLICY=PASSIVE); default: the libraries' "
+                         "own spin-waiting, as in a user's process")
     ap.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the JSON (default ./{DEFAULT_OUT})")
     a = ap.parse_args(argv)
     ranks = a.ranks or (1 if a.device == "cuda" else 2)
@@ -235,7 +238,7 @@ def main(argv=None):
             return 2
     result = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(), "device": a.device,
               "load_average_before": os.getloadavg(), "idle_before": idle_fraction(),
-              "idle_threads": "spin" if a.spin else PASSIVE}
+              "idle_threads": PASSIVE if a.sleep_idle else "the libraries' defaults"}
     if a.device == "cuda":
         result["nccl"] = _run(ranks if ranks > 1 else 0, ["nccl"] + (["--quick"] if a.quick else []))
         print(f"NCCL all-reduce (float32) on {result['nccl']['world']} GPU(s):")
@@ -244,7 +247,7 @@ def main(argv=None):
                   f"busbw {row['busbw_GBps']:7.2f} GB/s")
     else:
         q = ["--quick"] if a.quick else []
-        ar = result["allreduce"] = _run(2, ["allreduce"] + q, spin=a.spin)
+        ar = result["allreduce"] = _run(2, ["allreduce"] + q, sleep_idle=a.sleep_idle)
         print("All-reduce (float32 sum) on 2 ranks: median of the slower rank, us (bus bandwidth GB/s)")
         print(f"  {'size':>8}  {'engine':>18}  {'mpi4py buffer':>18}  {'mpi4py pickled':>15}  engine/mpi4py")
         for row in ar["rows"]:
@@ -254,10 +257,10 @@ def main(argv=None):
                   f"{row['engine_us'] / row['mpi4py_us']:6.2f}x")
         step = ["step", "--batch", str(a.batch)] + q
         cores = os.cpu_count() or 1
-        runs = {"1 rank, 1+1 threads": _run(0, step, 1, a.spin),
-                f"1 rank, {cores}+{cores} threads": _run(0, step, cores, a.spin),
-                "2 ranks, automatic share": _run(2, step, None, a.spin),
-                f"2 ranks, {cores}+{cores} threads each": _run(2, step, cores, a.spin)}
+        runs = {"1 rank, 1+1 threads": _run(0, step, 1, a.sleep_idle),
+                f"1 rank, {cores}+{cores} threads": _run(0, step, cores, a.sleep_idle),
+                "2 ranks, automatic share": _run(2, step, None, a.sleep_idle),
+                f"2 ranks, {cores}+{cores} threads each": _run(2, step, cores, a.sleep_idle)}
         result["step"] = runs
         one, full, two = (runs["1 rank, 1+1 threads"]["step_ms"], runs[f"1 rank, {cores}+{cores} threads"]["step_ms"],
                           runs["2 ranks, automatic share"]["step_ms"])
@@ -273,7 +276,7 @@ def main(argv=None):
         print(f"  scaling efficiency of 2 ranks (1 core each) over 1 rank on 1 core: {eff['vs_1_rank_1_core']:.2f}; "
               f"speed-up over 1 rank on all {cores} cores: {eff['speedup_vs_1_rank_all_cores']:.2f}x")
     result["load_average_after"], result["idle_after"] = os.getloadavg(), idle_fraction()
-    idle = "spin" if a.spin else "sleep (OMP_WAIT_POLICY=PASSIVE)"
+    idle = "sleep (OMP_WAIT_POLICY=PASSIVE)" if a.sleep_idle else "the libraries' defaults (spin-waiting)"
     print(f"load average before / after: {result['load_average_before'][0]:.2f} / "
           f"{result['load_average_after'][0]:.2f} on {os.cpu_count()} cores; the CPUs were "
           f"{_pct(result['idle_before'])} / {_pct(result['idle_after'])} idle just before / after (other processes' "

@@ -321,6 +321,28 @@ def test_the_nccl_group_under_the_simulator(tmp_path):
     assert ids[0] == ids[1], "the ranks joined different NCCL communicators"
 
 
+@needs_mpi
+def test_the_scale_out_benchmark_runs(tmp_path):
+    """python -m bench distributed --quick: all-reduce rows for the engine and mpi4py, a step time for each of the
+    four thread set-ups, the 2-rank runs on half batches with one thread each by init_process_group's share."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    proc = subprocess.run([sys.executable, "-m", "bench", "distributed", "--quick", "--out", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    (js,) = tmp_path.glob("distributed_*.json")
+    data = json.loads(js.read_text())
+    rows = data["allreduce"]["rows"]
+    assert rows and all(r["engine_us"] > 0 and r["mpi4py_us"] > 0 for r in rows)
+    step = data["step"]
+    assert len(step) == 4 and all(v["step_ms"] > 0 for v in step.values())
+    auto = step["2 ranks, automatic share"]
+    assert auto["world"] == 2 and auto["local_batch"] == auto["batch"] // 2
+    cores = data["cores"]
+    assert auto["share"]["numba"] == max(1, cores // 2)
+    assert data["efficiency"]["vs_1_rank_1_core"] > 0
+    assert "the libraries' defaults" in data["idle_threads"]          # nothing set that users do not have
+
+
 # ---- in this process (no MPI) -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("n,world,drop,shuffle", [(10, 2, False, True), (11, 2, False, True), (11, 2, True, True),
                                                   (7, 3, False, False), (7, 3, True, False), (2, 4, False, True)])
