@@ -54,7 +54,7 @@ def init_process_group(backend="mpi", timeout=DEFAULT_TIMEOUT, set_threads=True)
     backend: "mpi" (CPU collectives through mpi4py; device arrays staged through the host) or "nccl" (GPU
     arrays through NCCL on the GPU numbered by the local rank, the rest through MPI).
     timeout: seconds (or a timedelta) a collective may take before the job is aborted; None waits forever.
-    set_threads: give Numba and the BLAS this rank's share of the node's cores (unless the user set them)."""
+    set_threads: give Numba and the BLAS this rank's share of its cores (unless the user set them)."""
     global _GROUP, _THREADS
     if backend not in ("mpi", "nccl"):
         raise ValueError(f"backend: expected 'mpi' or 'nccl', got {backend!r}")
@@ -73,7 +73,7 @@ def init_process_group(backend="mpi", timeout=DEFAULT_TIMEOUT, set_threads=True)
         group = ProcessGroup(timeout)
     if set_threads:
         from ._threads import apply_share
-        _THREADS = apply_share(group.local_size)
+        _THREADS = apply_share(group.local_cores, group.local_sharing)
     install_abort_on_exception(group)
     _GROUP = group
 

@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from ..backend import device_of, to_device
+from ._threads import allowed_cores
 
 
 class ReduceOp:
@@ -96,6 +97,10 @@ class ProcessGroup:
         self.timeout = timeout
         self.MPI = _import_mpi()
         self.cuda_aware = os.environ.get("ENGINE_MPI_CUDA_AWARE", "") == "1"
+        mine = allowed_cores()
+        # local_cores: the cores this rank may run on; local_sharing: the ranks on this node that may run on
+        # some of them too, itself included (what the thread share divides by)
+        self.local_cores, self.local_sharing = len(mine), 1
         if self.MPI is None:
             self.comm, self.rank, self.size, self.local_rank, self.local_size = None, 0, 1, 0, 1
             return
@@ -103,6 +108,8 @@ class ProcessGroup:
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         local = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
+        mine = set(mine)
+        self.local_sharing = sum(1 for other in local.allgather(sorted(mine)) if mine.intersection(other))
         local.Free()
         self._ops = {ReduceOp.SUM: self.MPI.SUM, ReduceOp.AVG: self.MPI.SUM, ReduceOp.MAX: self.MPI.MAX,
                      ReduceOp.MIN: self.MPI.MIN, ReduceOp.PRODUCT: self.MPI.PROD}
@@ -244,7 +251,7 @@ def abort_world(MPI, text):
     """Write `text` to stderr, then end every rank. MPI_Abort on COMM_WORLD, not on the engine's duplicate: MPI
     promises only a best attempt at a sub-communicator's ranks, and once (in CI, MPICH) a rank sleeping outside
     MPI outlived rank 0's abort on the duplicate by a minute. The pause lets the launcher forward the text
-    before it kills the job: without it, MPICH's lost rank 0's message in 7 of 20 runs."""
+    before it kills the job: without it, MPICH's launcher lost rank 0's message in 7 of 20 runs."""
     sys.stderr.write(text)
     sys.stderr.flush()
     time.sleep(0.25)

@@ -3,8 +3,9 @@
 Every process starts pools as wide as the node, so ranks that share a node oversubscribe it: measured on the
 2-core development machine, a conv net's training step took 89 ms on one rank (1 Numba + 1 BLAS thread),
 450-550 ms on each of two ranks with 2 + 2 threads, and 59-72 ms with 1 + 1. A rank's share is the cores it
-may run on when the launcher pinned it (its affinity mask is smaller than the node: Open MPI, Intel MPI,
-`srun --cpu-bind`), else the node's cores divided by the ranks on the node (MPICH's hydra does not pin).
+may run on (its affinity mask) divided among the ranks on its node whose masks overlap it: a launcher that pins
+each rank to its own cores (Open MPI, Intel MPI, `srun --cpu-bind`) leaves each its set; MPICH's hydra does not
+pin, so the ranks divide the node, or the container's CPU set where one limits every process alike.
 A count the user set in the environment is left alone: NUMBA_NUM_THREADS for Numba; OPENBLAS_NUM_THREADS,
 OMP_NUM_THREADS or MKL_NUM_THREADS for the BLAS.
 """
@@ -20,19 +21,22 @@ _OPENBLAS_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads
                      "openblas_set_num_threads64_", "scipy_openblas_set_num_threads")
 
 
-def core_share(local_size):
-    """Cores for one of `local_size` ranks on this node (at least 1)."""
-    total = os.cpu_count() or 1
-    avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else total
-    if avail < total:                    # the launcher (or the user) pinned this rank
-        return max(1, avail)
-    return max(1, total // max(1, local_size))
+def allowed_cores():
+    """The cores this process may run on (its affinity mask; the node's count where there is none)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
 
 
-def apply_share(local_size):
+def core_share(cores, sharing):
+    """Cores for a rank that may run on `cores` cores shared with `sharing` ranks, itself included (at least 1)."""
+    return max(1, cores // max(1, sharing))
+
+
+def apply_share(cores, sharing):
     """Set Numba's and the BLAS's thread counts to this rank's share unless the user set them.
     Returns {"cores": share, "numba": what was done, "blas": what was done} for reports."""
-    n = core_share(local_size)
+    n = core_share(cores, sharing)
     return {"cores": n, "numba": _set_numba(n), "blas": _set_blas(n)}
 
 
