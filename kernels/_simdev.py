@@ -14,6 +14,10 @@ class SimDeviceArray(np.ndarray):
     def __repr__(self):
         return "SimDeviceArray(" + repr(self.view(np.ndarray))[6:]
 
+    def get(self):
+        """A host copy, as cupy.ndarray.get() gives."""
+        return np.array(self, copy=True, subok=False)
+
 
 def to_sim(a):
     """A SimDeviceArray with a's values (a copy, as a host-to-device transfer is)."""

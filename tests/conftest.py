@@ -1,4 +1,4 @@
-"""Shared test fixtures: dtype tolerances, non-contiguous copies, directional finite differences."""
+"""Shared test fixtures: devices, dtype tolerances, non-contiguous copies, directional finite differences."""
 import os
 import sys
 
@@ -67,6 +67,53 @@ def check_backward_fd(forward, backward, inputs, seed=0, rtol=1e-5, eps=1e-6):
     fd, dirs = directional_fd(lambda *xs: float(np.sum(np.asarray(forward(*xs)) * dout)), inputs, eps=eps, seed=seed)
     analytic = sum(float(np.sum(g * d)) for g, d in zip(grads, dirs))
     assert abs(fd - analytic) <= rtol * max(1.0, abs(fd)), f"finite difference {fd} vs analytic {analytic}"
+
+
+# --- devices -------------------------------------------------------------------------------------------
+# One suite for both devices: a test that takes the `device` fixture (or is parametrized over DEVICES) runs
+# once on "cpu" and once on "cuda". The "cuda" half carries the `cuda` mark. It runs on a GPU with CuPy, or
+# under Numba's CUDA simulator, which must be switched on before numba is imported, so `make test` runs it
+# in a second process: NUMBA_ENABLE_CUDASIM=1 pytest -m cuda. Where neither is there it is skipped.
+DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.cuda)]
+
+
+def cuda_available():
+    from engine.backend import cuda_status
+    return cuda_status()[0]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: the test's cuda half (make test runs it under the simulator)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if cuda_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA here: a GPU with CuPy, or NUMBA_ENABLE_CUDASIM=1 before numba is "
+                                   "imported (make test runs the cuda half so)")
+    for item in items:
+        if item.get_closest_marker("cuda"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return request.param
+
+
+def to_dev(a, device):
+    """A host array on `device`: itself on "cpu", a device copy (CuPy, or the simulator's) on "cuda"."""
+    from engine.backend import to_device
+    return to_device(np.asarray(a), device) if device == "cuda" else np.asarray(a)
+
+
+def to_host(a):
+    """Any array as a NumPy array: device arrays copied back explicitly (.get()), as CuPy requires."""
+    if isinstance(a, (tuple, list)):
+        return type(a)(to_host(x) for x in a)
+    if a is None or type(a) is np.ndarray or np.isscalar(a) or isinstance(a, np.generic):
+        return a
+    return a.get()
 
 
 @pytest.fixture(params=DTYPES, ids=["f32", "f64"])
