@@ -53,7 +53,7 @@ def _requires(values):
 
 def _writable(t, op):
     flags = getattr(t._data, "flags", None)
-    if flags is not None and not flags.writeable:
+    if flags is not None and not getattr(flags, "writeable", True):      # CuPy's flags have no `writeable`
         raise RuntimeError(f"{op}: the tensor's memory is read-only (e.g. shared with a read-only array through "
                            f"from_dlpack or from_numpy); clone() it first")
 

@@ -162,7 +162,7 @@ class Function:
         # one pass over the arguments: this runs on every op call, so its cost is part of every op's overhead
         ctx = cls()
         raw, needs = [], []
-        dev = first = None
+        dev = None
         for a in args:
             if isinstance(a, Tensor):
                 d = a._data
@@ -170,7 +170,7 @@ class Function:
                 needs.append(a._requires_grad)
                 dv = "cpu" if type(d) is np.ndarray else device_of(d)
                 if dev is None:
-                    dev, first = dv, d
+                    dev = dv
                 elif dv != dev and not cls.moves_device:
                     raise RuntimeError(f"{cls.__name__.lstrip('_')}: expected all tensors on one device, got "
                                        f"{' and '.join(sorted((dev, dv)))}: move them with .to(device) first")
@@ -181,8 +181,9 @@ class Function:
         out = cls.forward(ctx, *raw, **kwargs)
         if isinstance(out, np.generic):       # NumPy reductions return scalars; keep 0-d arrays
             out = np.asarray(out)
-        if dev == "cuda" and not cls.moves_device:
-            out = on_device_of(out, first)
+        if dev == "cuda" and not cls.moves_device and device_of(out) != "cuda":
+            raise RuntimeError(f"{cls.__name__}.forward returned {type(out).__name__} for cuda inputs: an op must "
+                               "keep device data on the device")
         track = any(needs) and getattr(_local, "grad", True)
         result = Tensor._wrap(out, requires_grad=track)
         if cls.is_view and isinstance(args[0], Tensor) and _root(out) is _root(raw[0]):
@@ -295,7 +296,9 @@ def backward(root, grad, retain_graph=False):
                 for parent, nxt, pg in zip(ctx.parents, ctx.next, in_grads):
                     if nxt is None or pg is None:
                         continue
-                    pg = on_device_of(pg, parent._data)
+                    if type(pg) is not type(parent._data) and device_of(pg) != device_of(parent._data):
+                        raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient on "
+                                           f"{device_of(pg)} for an input on {device_of(parent._data)}")
                     if pg.shape != parent.shape:
                         raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape "
                                            f"{pg.shape} for an input of shape {parent.shape}")
@@ -333,6 +336,6 @@ def _accumulate(leaf, g):
         h(leaf)
 
 
-from .backend import device_of, on_device_of  # noqa: E402  (backend imports nothing from here)
+from .backend import device_of  # noqa: E402  (backend imports nothing from here)
 
 Tensor = None          # engine.tensor sets it once the class exists (it imports this module first)

@@ -1,7 +1,7 @@
 """Devices and the kernels that serve them: NumPy arrays live on "cpu" and go to `kernels.cpu`; CuPy arrays
-live on "cuda" and go to `kernels.cuda`. Under the Numba CUDA simulator (`NUMBA_ENABLE_CUDASIM=1`, no GPU)
-"cuda" arrays are `kernels._simdev.SimDeviceArray`s, NumPy arrays of their own type, served by kernels.cuda
-too, so the whole engine runs on "cuda" in CI.
+live on "cuda" and go to `kernels.cuda`. Under Numba's CUDA simulator (`NUMBA_ENABLE_CUDASIM=1`, no GPU)
+`cupy` is the stand-in kernels/_simcupy.py, which refuses what CuPy refuses; the engine runs the same code
+on it as on a GPU, so CI checks the GPU's code paths.
 
 `kernels.cpu` and `kernels.cuda` export the same names, so an op calls `kernels_for(x).softmax_fwd(...)`
 and never names a device.
@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from kernels._simdev import SimDeviceArray, as_sim, to_sim
+from kernels._cupy import cupy
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -18,9 +18,7 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 def device_of(array):
     if type(array) is np.ndarray:            # the common case first: this runs several times per op
         return "cpu"
-    if isinstance(array, np.ndarray):
-        return "cuda" if isinstance(array, SimDeviceArray) else "cpu"
-    if np.isscalar(array) or isinstance(array, np.generic):
+    if isinstance(array, (np.ndarray, np.generic)) or np.isscalar(array):
         return "cpu"
     return "cuda"
 
@@ -28,53 +26,15 @@ def device_of(array):
 def array_module(array):
     if isinstance(array, (np.ndarray, np.generic)):
         return np
-    import cupy
-    return cupy
-
-
-class _SimKernels:
-    """kernels.cuda under the simulator: the same functions, their array results viewed as device arrays."""
-
-    def __init__(self, module):
-        self._module = module
-
-    def __getattr__(self, name):
-        fn = getattr(self._module, name)
-
-        def call(*args, **kwargs):
-            out = fn(*args, **kwargs)
-            return tuple(as_sim(o) for o in out) if isinstance(out, tuple) else as_sim(out)
-        call.__name__ = name
-        return call
-
-
-_SIM_KERNELS = None
+    return cupy()
 
 
 def kernels_for(array):
-    global _SIM_KERNELS
-    if isinstance(array, np.generic):          # a NumPy scalar (0-d arithmetic returns them) lives on the CPU
-        import kernels.cpu
-        return kernels.cpu
-    if isinstance(array, np.ndarray):
-        if isinstance(array, SimDeviceArray):
-            if _SIM_KERNELS is None:
-                import kernels.cuda
-                _SIM_KERNELS = _SimKernels(kernels.cuda)
-            return _SIM_KERNELS
+    if isinstance(array, (np.ndarray, np.generic)):     # NumPy scalars (0-d arithmetic gives them) too
         import kernels.cpu
         return kernels.cpu
     import kernels.cuda
     return kernels.cuda
-
-
-def on_device_of(array, like):
-    """Under the simulator, NumPy glue (np.asarray, reductions to scalars) can hand back a plain array for a
-    "cuda" computation: view it as a device array again. Anywhere else `array` is returned as it is."""
-    if isinstance(like, SimDeviceArray) and not isinstance(array, SimDeviceArray) and \
-            isinstance(array, (np.ndarray, np.generic)):
-        return as_sim(np.asarray(array))
-    return array
 
 
 def simulated():
@@ -162,10 +122,5 @@ def to_device(array, device):
     if device == "cpu":
         flush_checks()
         DEVICE_TO_HOST[0] += 1
-        if isinstance(array, SimDeviceArray):
-            return np.array(array, copy=True, subok=False)
         return array.get()
-    if simulated():
-        return to_sim(array)
-    import cupy
-    return cupy.asarray(array)
+    return cupy().asarray(array)

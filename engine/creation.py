@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from .backend import check_device, device_of, to_device
+from .backend import check_device, cupy, device_of, to_device
 from .tensor import Tensor, float32
 
 _KINDS = "biuf"          # bool, signed and unsigned integers, floats
@@ -60,17 +60,14 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     "cuda" for a CuPy array (or anything with __cuda_array_interface__ or a CUDA DLPack)."""
     if isinstance(data, Tensor):
         data = data._data
-    src = device_of(data) if isinstance(data, np.ndarray) or _on_gpu(data) else "cpu"
+    src = "cuda" if _on_gpu(data) else "cpu"
     device = check_device(device if device is not None else src)
-    if src == "cuda" and not isinstance(data, np.ndarray):
-        import cupy
-        arr = cupy.asarray(data) if not hasattr(data, "__dlpack__") or hasattr(data, "__cuda_array_interface__") \
-            else cupy.from_dlpack(data)
+    if src == "cuda":
+        xp = cupy()
+        arr = xp.asarray(data) if not hasattr(data, "__dlpack__") or hasattr(data, "__cuda_array_interface__") \
+            else xp.from_dlpack(data)
         arr = arr.astype(_dtype_arg(dtype)) if dtype is not None else arr.copy()
         return Tensor(arr if device == "cuda" else to_device(arr, "cpu"), requires_grad=requires_grad)
-    if src == "cuda":                                         # the simulator's device arrays
-        arr = np.array(data, dtype=None if dtype is None else _dtype_arg(dtype), subok=False)
-        return Tensor(to_device(arr, device), requires_grad=requires_grad)
     return Tensor(to_device(_host_array(data, dtype), device), requires_grad=requires_grad)
 
 
@@ -80,9 +77,8 @@ def as_tensor(data, dtype=None, device=None):
         t = data
     elif isinstance(data, np.ndarray) and device_of(data) == "cpu" and data.dtype.kind in _KINDS:
         t = Tensor(data)
-    elif _on_gpu(data) and not isinstance(data, np.ndarray) and hasattr(data, "__cuda_array_interface__"):
-        import cupy
-        t = Tensor(cupy.asarray(data))
+    elif hasattr(data, "__cuda_array_interface__"):
+        t = Tensor(cupy().asarray(data))
     else:
         return tensor(data, dtype=dtype, device=device)
     return t.to(device=device, dtype=dtype) if device is not None or dtype is not None else t
@@ -114,8 +110,7 @@ def from_dlpack(ext_tensor):
         arr = np.from_dlpack(ext_tensor)
     elif kind in (_DLPACK_CUDA, _DLPACK_CUDA_MANAGED):
         check_device("cuda")
-        import cupy
-        arr = cupy.from_dlpack(ext_tensor)
+        arr = cupy().from_dlpack(ext_tensor)
     else:
         raise ValueError(f"ext_tensor: its memory is on DLPack device type {kind}; the engine takes CPU (1) and "
                          f"CUDA (2) memory")

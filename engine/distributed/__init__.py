@@ -26,7 +26,7 @@ import numbers
 
 import numpy as np
 
-from ..backend import array_module, device_of, on_device_of
+from ..backend import array_module, device_of
 from ..tensor import Tensor
 from ._mpi import ReduceOp, Work, install_abort_on_exception, launcher_world_size, remove_abort_on_exception
 
@@ -185,7 +185,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
             raise ValueError(f"tensor_list[{i}]: shape {o.shape}, {o.dtype} on {device_of(o)} does not match "
                              f"tensor's {data.shape}, {data.dtype} on {device_of(data)}")
     xp = array_module(data)
-    gathered = on_device_of(xp.empty((g.size,) + data.shape, data.dtype), data)    # (the simulator's arrays)
+    gathered = xp.empty((g.size,) + data.shape, data.dtype)
     work = g.all_gather(data, gathered)
 
     def scatter():

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ..backend import device_of, to_device
+from ..backend import cupy, device_of, to_device
 from ._threads import allowed_cores
 
 
@@ -243,8 +243,7 @@ def synchronize(array):
     device arrays are host memory: nothing to wait for."""
     if isinstance(array, np.ndarray):
         return
-    import cupy
-    cupy.cuda.get_current_stream().synchronize()
+    cupy().cuda.get_current_stream().synchronize()
 
 
 def abort_world(MPI, text):

@@ -9,7 +9,7 @@ that read its output: the host never waits, and a Work on device data is complet
 `NCCL_COMM` is the class that wraps a communicator; the tests replace it with one that does the same over
 MPI on the CUDA simulator's arrays, so that everything here but CupyNccl's calls runs in `make test`.
 """
-from ..backend import device_of, simulated
+from ..backend import cupy, device_of, simulated
 from ._mpi import ProcessGroup, ReduceOp, Work, divide_
 
 # NCCL's data types, from the ncclDataType_t enum in nccl.h (a stable ABI)
@@ -43,8 +43,7 @@ class CupyNccl:
 
     @staticmethod
     def _stream():
-        import cupy
-        return cupy.cuda.get_current_stream().ptr
+        return cupy().cuda.get_current_stream().ptr
 
     def all_reduce(self, array, op):
         nop = NCCL_OPS[ReduceOp.SUM if op == ReduceOp.AVG and not self.native_avg else op]

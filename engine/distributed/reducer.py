@@ -15,7 +15,7 @@ raises and names them.
 """
 import numpy as np
 
-from ..backend import array_module, on_device_of
+from ..backend import array_module
 from ..tensor import Tensor
 from . import ReduceOp, _group
 
@@ -90,7 +90,7 @@ class Reducer:
                 raise RuntimeError(f"DistributedDataParallel: parameter {self.names[id(b.params[0])]} is now "
                                    f"{like.dtype} on {b.params[0].device}, it was {b.dtype} on {b.device} when the "
                                    f"buckets were made: move or cast the module before wrapping it")
-            b.flat = on_device_of(array_module(like).empty(b.numel, b.dtype), like)
+            b.flat = array_module(like).empty(b.numel, b.dtype)
         return b.flat
 
     def _on_grad(self, p):

@@ -6,7 +6,7 @@ import operator
 import numpy as np
 
 from .. import tensor_ops as _ops
-from ..backend import array_module as _array_module, on_device_of
+from ..backend import array_module as _array_module, device_of as _device_of
 from ..ops.pointwise import FloorDivide, PowTensor, Remainder
 from ..tensor import Tensor, float32
 from .dtypes import result_type
@@ -34,9 +34,12 @@ def _lift(t, other):
 
 
 def _wrap_like(array, like):
-    """`array` as a tensor on the device of `like` (a Tensor or an array): under the CUDA simulator, NumPy
-    constructors and some NumPy calls on device arrays hand back host arrays."""
-    return Tensor._wrap(on_device_of(array, like._data if isinstance(like, Tensor) else like))
+    """`array`, computed from `like`'s data (a Tensor or an array), as a tensor; an op that let a result slip
+    off like's device is a bug, reported here rather than as a device mix-up later."""
+    data = like._data if isinstance(like, Tensor) else like
+    if type(array) is not type(data) and _device_of(array) != _device_of(data):
+        raise RuntimeError(f"internal: a result on {_device_of(array)} for data on {_device_of(data)}")
+    return Tensor._wrap(array)
 
 
 def _cast(v, dtype):

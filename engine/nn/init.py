@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from ..autograd import bump_version, no_grad
+from ..backend import device_of, to_device
 from ..tensor import Tensor, default_generator
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "xavier_uniform_",
@@ -44,7 +45,7 @@ def _check_float(tensor):
 
 def _fill(tensor, values):
     with no_grad():
-        tensor._data[...] = values.astype(tensor.dtype, copy=False)
+        tensor._data[...] = to_device(values.astype(tensor.dtype, copy=False), device_of(tensor._data))
     bump_version(tensor._data)
     return tensor
 

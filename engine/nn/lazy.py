@@ -9,7 +9,7 @@ becomes that layer: `type(m) is nn.Linear` afterwards, as PyTorch's `cls_to_beco
 """
 import numpy as np
 
-from ..backend import array_module, on_device_of
+from ..backend import array_module
 from ..tensor import Tensor, float32
 from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Linear
 from .module import Module, Parameter
@@ -19,7 +19,7 @@ __all__ = ["LazyLinear", "LazyConv2d", "LazyBatchNorm1d", "LazyBatchNorm2d", "Un
 
 def _filled(like, shape, fill):
     """An array of `shape` filled with `fill`, with the placeholder's dtype, on its device."""
-    return on_device_of(array_module(like).full(tuple(shape), fill, dtype=like.dtype), like)
+    return array_module(like).full(tuple(shape), fill, dtype=like.dtype)
 
 
 class UninitializedParameter(Parameter):

@@ -14,7 +14,7 @@ import contextlib
 import numbers
 
 from ..autograd import is_grad_enabled
-from ..backend import array_module, on_device_of
+from ..backend import array_module
 from .module import Module
 
 __all__ = ["DistributedDataParallel"]
@@ -136,7 +136,7 @@ def _broadcast_tensors(tensors, group):
     works = []
     for ts in by_kind.values():
         xp = array_module(ts[0]._data)
-        flat = on_device_of(xp.concatenate([t._data.reshape(-1) for t in ts]), ts[0]._data)
+        flat = xp.concatenate([t._data.reshape(-1) for t in ts])
         works.append((group.broadcast(flat, 0), flat, ts))
     for work, flat, ts in works:
         work.wait()

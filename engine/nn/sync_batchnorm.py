@@ -16,7 +16,7 @@ Outside a process group of several ranks, or in eval mode, it is BatchNorm (PyTo
 import numpy as np
 
 from ..autograd import Function
-from ..backend import array_module, check_values, kernels_for, on_device_of
+from ..backend import array_module, check_values, kernels_for
 from .layers import BatchNorm1d, BatchNorm2d, _BatchNorm
 
 __all__ = ["SyncBatchNorm"]
@@ -36,13 +36,13 @@ class SyncBatchNormFn(Function):
         axes = (0,) + tuple(range(2, x.ndim))
         count = x.size // C
         x64 = x.astype(np.float64, copy=False)
-        stats = on_device_of(xp.zeros(1 + 2 * C, np.float64), x)
+        stats = xp.zeros(1 + 2 * C, np.float64)
         stats[0] = count
         if count:
             mean_l = x64.mean(axis=axes)
             stats[1:1 + C] = mean_l
             stats[1 + C:] = ((x64 - mean_l.reshape(shape)) ** 2).sum(axis=axes)
-        every = on_device_of(xp.empty((group.size, 1 + 2 * C), np.float64), x)
+        every = xp.empty((group.size, 1 + 2 * C), np.float64)
         group.all_gather(stats, every).wait()
         counts, means, m2s = every[:, :1], every[:, 1:1 + C], every[:, 1 + C:]
         n = counts.sum()                     # a 0-d array: on "cuda" it stays there (no wait for the GPU)
@@ -64,7 +64,7 @@ class SyncBatchNormFn(Function):
         xp = array_module(x)
         C, shape = x.shape[1], _channel_shape(x)
         dx_local, dw, db = kernels_for(x).batch_norm_bwd_eval(dout, x, weight, mean, rstd)
-        sums = on_device_of(xp.empty(2 * C, np.float64), x)
+        sums = xp.empty(2 * C, np.float64)
         sums[:C], sums[C:] = dw, db
         ctx.group.all_reduce(sums, "sum").wait()
         w = 1.0 if weight is None else weight.astype(np.float64)

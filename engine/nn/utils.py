@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from ..autograd import bump_version
-from ..backend import array_module, on_device_of
+from ..backend import array_module
 from ..tensor import Tensor
 
 __all__ = ["clip_grad_norm_"]
@@ -37,4 +37,4 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
     for g in grads:
         g *= coef.astype(g.dtype)
         bump_version(g)
-    return Tensor(on_device_of(xp.asarray(total, dtype=grads[0].dtype), grads[0]))
+    return Tensor(xp.asarray(total, dtype=grads[0].dtype))

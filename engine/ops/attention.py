@@ -7,7 +7,7 @@ import numpy as np
 
 from .._checks import check_float_inputs, check_int, check_same_device, check_tensor
 from ..autograd import Function
-from ..backend import kernels_for
+from ..backend import check_values, kernels_for, to_device
 from ..tensor import Tensor, default_generator
 
 __all__ = ["scaled_dot_product_attention"]
@@ -104,7 +104,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             check_same_device(query=query, valid_lens=valid_lens)
             valid_lens = valid_lens._data
         elif isinstance(valid_lens, (np.ndarray, list, tuple)):
-            valid_lens = np.asarray(valid_lens)
+            valid_lens = to_device(np.asarray(valid_lens), query.device)     # host lengths go to the query
         else:
             raise TypeError(f"valid_lens: expected a Tensor or an integer array, got {type(valid_lens).__name__}")
         check_int("valid_lens", valid_lens)
@@ -113,9 +113,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         want = ((lead[0],), (lead[0], L))
         if valid_lens.shape not in want:
             raise ValueError(f"valid_lens: expected shape {want[0]} or {want[1]}, got {valid_lens.shape}")
-        vl = np.asarray(valid_lens)
-        if vl.size and vl.min() < 0:
-            raise ValueError(f"valid_lens: lengths must be >= 0, got {int(vl.min())}")
+        vl = valid_lens
+        if vl.size:
+            check_values((vl < 0).any(), lambda: f"valid_lens: lengths must be >= 0, got {int(vl.min())}")
     seed = int(default_generator().integers(0, 2 ** 63)) if p > 0 else 0
     return ScaledDotProductAttention.apply(query, key, value, mask=mask, is_causal=bool(is_causal), scale=scale,
                                            valid_lens=vl, dropout_p=p, seed=seed)

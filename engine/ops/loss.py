@@ -6,7 +6,7 @@ import numpy as np
 from .._checks import (check_float_inputs, check_int, check_probability, check_reduction, check_same_device,
                        check_tensor)
 from ..autograd import Function
-from ..backend import array_module, check_values, kernels_for, on_device_of
+from ..backend import array_module, check_values, kernels_for
 
 __all__ = ["cross_entropy", "mse_loss"]
 
@@ -31,7 +31,7 @@ class _CrossEntropy(Function):
             x2 = x if x.ndim == 2 else xp.moveaxis(x, 1, -1).reshape(-1, C)
             t = target.reshape(-1)
         x2 = xp.ascontiguousarray(x2)
-        ctx.kernels = kernels_for(x)         # x2 may have lost the simulator's device view in the reshapes
+        ctx.kernels = kernels_for(x)
         loss, lse = ctx.kernels.cross_entropy_fwd(x2, t, label_smoothing, ignore_index)
         # the count and the sums stay 0-d device arrays: a training step never waits for the GPU here
         count = xp.count_nonzero(t != ignore_index)
@@ -42,7 +42,7 @@ class _CrossEntropy(Function):
         total = loss.sum(dtype=np.float64)
         if reduction == "mean":
             total = _safe_div(xp, total, count)
-        return on_device_of(total.astype(x.dtype), x)
+        return total.astype(x.dtype)
 
     @staticmethod
     def backward(ctx, dout):

@@ -1,11 +1,11 @@
 """Numba CUDA kernels on CuPy arrays, module for module and name for name the same as kernels.cpu.
 
-Every family of kernels.cpu is here: conv (conv2d as tiled implicit GEMMs), softmax (softmax, log_softmax, masked_softmax), loss (cross_entropy, mse_loss), norm
-(batch and layer norm, training and eval), pool (max, average, adaptive average), activation (relu,
-sigmoid, tanh, gelu, dropout), embedding, linear (CuPy's matmul), optim (SGD, Adam, AdamW), rnn (tanh RNN, GRU,
-LSTM) and
-attention (fused scaled dot-product attention). Under `NUMBA_ENABLE_CUDASIM=1` they
-run on NumPy arrays (the simulator), which is how CI tests them. Nothing compiles at import.
+Every family of kernels.cpu is here: conv (conv2d as tiled implicit GEMMs), softmax (softmax, log_softmax,
+masked_softmax), loss (cross_entropy, mse_loss), norm (batch and layer norm, training and eval), pool (max,
+average, adaptive average), activation (relu, sigmoid, tanh, gelu, dropout), embedding, linear (CuPy's
+matmul), optim (SGD, Adam, AdamW), rnn (tanh RNN, GRU, LSTM) and attention (fused scaled dot-product
+attention). Under `NUMBA_ENABLE_CUDASIM=1` (how CI tests them) they run in Numba's simulator on the CuPy
+stand-in's arrays (kernels/_simcupy.py). Nothing compiles at import.
 """
 from .conv import *  # noqa: F401,F403
 from .softmax import *  # noqa: F401,F403

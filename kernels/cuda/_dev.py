@@ -1,14 +1,17 @@
 """What every CUDA kernel module shares: the array module, allocation, launch sizes.
 
 Arrays on the device are CuPy arrays (anything with `__cuda_array_interface__` is accepted and handed to
-Numba without a copy). Under the Numba simulator (`NUMBA_ENABLE_CUDASIM=1`, no GPU, no CuPy) the same
-kernels run on NumPy arrays, so the wrappers below allocate with whichever module the input came from.
-How kernels are launched (on CuPy's current stream) is _launch.py's part.
+Numba without a copy). Under the Numba simulator (`NUMBA_ENABLE_CUDASIM=1`, no GPU) `cupy` is the stand-in
+kernels/_simcupy.py, which refuses what CuPy refuses. Host (NumPy) arrays are accepted too, as Numba's
+dispatcher accepts them (it copies them to the device and back): the wrappers allocate with the input's
+module. How kernels are launched (on CuPy's current stream) is _launch.py's part.
 """
 import math
 
 import numpy as np
 from numba import config as _config
+
+from kernels._cupy import cupy
 
 SIM = bool(_config.ENABLE_CUDASIM)
 # Threads per block: for the block-per-row reductions (a power of two) and for elementwise kernels. The
@@ -19,11 +22,10 @@ TPB_FLAT = 64 if SIM else 256
 
 
 def xp_of(a):
-    """The array module of `a`: CuPy for device arrays, NumPy for host arrays (the simulator's)."""
-    if isinstance(a, np.ndarray) or np.isscalar(a):
+    """The array module of `a`: CuPy for device arrays, NumPy for host arrays."""
+    if isinstance(a, (np.ndarray, np.generic)) or np.isscalar(a):
         return np
-    import cupy
-    return cupy
+    return cupy()
 
 
 def contiguous(a, dtype=None):

@@ -5,12 +5,14 @@
     _relu_fwd[grid, block](x, y)  # CuPy (or simulator) arrays, Python or NumPy scalars; CuPy's current stream
 
 - "numba" (the default): Numba's own dispatcher, on CuPy's current stream. Each launch converts every CuPy
-  array (`cuda.as_cuda_array`) and types every argument: about 48 us plus 10 us per array on the H200
-  (../shared/GPU.md).
+  array (`cuda.as_cuda_array`) and types every argument. Measured on an H200 host (numba-cuda 0.30.4, host
+  time per launch): 49 us for a kernel of 3 Numba device arrays, 99 us for one of 8 (about 10 us per array
+  argument); 3 CuPy arrays left for Numba to convert cost 137 us.
 - "ptx" (`ENGINE_CUDA_LAUNCH=ptx`): the same Python function compiled once per argument signature by
   `cuda.compile_ptx` and loaded as a CuPy `RawModule`; each launch passes the arrays flattened into the
-  fields of Numba's array model (meminfo, parent, nitems, itemsize, data, shape..., strides...). GPU.md
-  measured this path at about 21 us. It is opt-in until `make gpu-check` has passed with it on hardware.
+  fields of Numba's array model (meminfo, parent, nitems, itemsize, data, shape..., strides...). Measured on
+  the same H200: 21 us per launch with the flattened arguments prepared once, 39 us when they are flattened
+  on every call, as here. It is opt-in until `make gpu-check` has passed with it on hardware.
 
 Under the simulator the numba path runs (the simulator is Numba's dispatcher). With `ENGINE_CUDA_RECORD=
 <file>` every launch's argument signature is written to <file> at exit; `python -m kernels.ptxcheck
@@ -26,6 +28,9 @@ import re
 
 import numpy as np
 from numba import cuda
+
+from kernels import _simcupy
+from kernels._cupy import cupy
 
 from ._dev import SIM, xp_of
 
@@ -85,10 +90,15 @@ def flatten(a, spec, out):
 
 
 def _to_numba(a):
-    """What Numba's dispatcher takes without a per-launch copy: CuPy arrays as Numba device views; under the
-    simulator, a read-only host array is copied (the simulator writes every argument back)."""
-    if isinstance(a, np.ndarray):
-        return a if a.flags.writeable else a.copy()
+    """What Numba's dispatcher takes without a per-launch copy: CuPy arrays as Numba device views. Under the
+    simulator (which runs kernels on host memory) the stand-in's arrays are handed over as their memory, and
+    a read-only array is copied (the simulator writes every argument back)."""
+    if SIM:
+        if type(a) is _simcupy.ndarray:
+            a = a._a
+        if isinstance(a, np.ndarray):
+            return a if a.flags.writeable else a.copy()
+        return a
     if hasattr(a, "__cuda_array_interface__"):
         return cuda.as_cuda_array(a)
     return a
@@ -103,8 +113,7 @@ def _numba_stream(args):
         return 0
     for a in args:
         if hasattr(a, "__cuda_array_interface__") and xp_of(a) is not np:
-            import cupy
-            ptr = cupy.cuda.get_current_stream().ptr
+            ptr = cupy().cuda.get_current_stream().ptr
             s = _STREAMS.get(ptr)
             if s is None:
                 s = _STREAMS[ptr] = cuda.external_stream(ptr)
@@ -192,8 +201,7 @@ def _dim3(d):
 def _load(k, specs):
     import tempfile
 
-    import cupy
-    cc = cupy.cuda.Device().compute_capability          # e.g. "90"
+    cc = cupy().cuda.Device().compute_capability          # e.g. "90"
     ptx = k.compile_ptx(specs, (int(cc[:-1]), int(cc[-1])))
     want = sum((flat_layout(s) for s in specs), [])
     got = ptx_param_sizes(ptx)
@@ -203,7 +211,7 @@ def _load(k, specs):
     with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
         f.write(ptx)
     try:
-        return cupy.RawModule(path=f.name).get_function(ptx_entry(ptx))
+        return cupy().RawModule(path=f.name).get_function(ptx_entry(ptx))
     finally:
         os.unlink(f.name)
 

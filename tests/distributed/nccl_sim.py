@@ -21,13 +21,13 @@ import engine.distributed as dist  # noqa: E402
 import engine.distributed._nccl as nccl_group  # noqa: E402
 import engine.functional as F  # noqa: E402
 from engine import nn, optim  # noqa: E402
-from engine.backend import device_of  # noqa: E402
+from engine.backend import array_module, device_of  # noqa: E402
 from engine.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
 
 class MpiNccl:
     """CupyNccl's interface (unique_id, all_reduce, broadcast, all_gather, destroy) done by MPI on host copies
-    of the simulator's device arrays; every call is recorded with the NCCL data type it would have used."""
+    of the device arrays (.get(), as CuPy's); every call is recorded with the NCCL data type it would have used."""
     calls, ids = [], []
 
     @staticmethod
@@ -45,23 +45,24 @@ class MpiNccl:
 
     def all_reduce(self, array, op):
         self._check("all_reduce", array, op)
-        host = np.array(array, subok=False)
+        xp = array_module(array)
+        host = array.get()
         ops = {"sum": self.MPI.SUM, "avg": self.MPI.SUM, "max": self.MPI.MAX, "min": self.MPI.MIN,
                "product": self.MPI.PROD}
         self.comm.Allreduce(self.MPI.IN_PLACE, host, op=ops[op])
-        array[...] = host / self.size if op == "avg" else host
+        array[...] = xp.asarray(host / self.size if op == "avg" else host)
 
     def broadcast(self, array, root):
         self._check("broadcast", array, root)
-        host = np.array(array, subok=False)
+        host = array.get()
         self.comm.Bcast(host, root=root)
-        array[...] = host
+        array[...] = array_module(array).asarray(host)
 
     def all_gather(self, send, recv):
         self._check("all_gather", send)
         host = np.empty(recv.shape, recv.dtype)
-        self.comm.Allgather(np.array(send, subok=False), host)
-        recv[...] = host
+        self.comm.Allgather(send.get(), host)
+        recv[...] = array_module(recv).asarray(host)
 
     def destroy(self):
         self.comm.Free()
