@@ -1,4 +1,6 @@
-"""Numba CPU kernels: @njit(cache=True), prange over independent outputs. Nothing compiles at import."""
+"""Numba CPU kernels: @njit(cache=True), prange over independent outputs. Nothing compiles at import; a
+compile on first use prints one line (kernels/_notice.py)."""
+from .._notice import install as _install_compile_notice
 from .conv import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
@@ -10,3 +12,5 @@ from .embedding import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403
+
+_install_compile_notice()
