@@ -4,6 +4,7 @@ twice (dx and dw) plus the bias sum."""
 import numpy as np
 
 import kernels.reference as ref
+from kernels.common import conv2d_out_size
 
 from .core import Impls, bench_case, verify_op
 
@@ -64,7 +65,7 @@ def _conv_case(ctx, p):
     passes = ctx.pair(lambda x_, w_, b_: F.conv2d(x_, w_, b_, 1, pad),
                       T and (lambda x_, w_, b_: T.nn.functional.conv2d(x_, w_, b_, 1, pad)), [x, w, b], [True] * 3)
     geo = ((1, 1), (pad,) * 4, (1, 1), 1)
-    Ho, Wo = H + 2 * pad - kk + 1, W + 2 * pad - kk + 1
+    Ho, Wo = conv2d_out_size(H, W, kk, kk, *geo[:3])
     dout = ctx.dout((N, K, Ho, Wo))
     passes["fwd"]["numpy"] = lambda: ref.conv2d_fwd(x, w, b, *geo)
     passes["bwd"]["numpy"] = lambda: ref.conv2d_bwd(dout, x, w, *geo)

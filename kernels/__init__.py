@@ -1,7 +1,11 @@
-"""Kernels: `kernels.reference` (float64 NumPy oracle), `kernels.cpu` (Numba @njit), `kernels.cuda` (numba.cuda).
+"""Kernels: `kernels.reference` (float64 NumPy references: the oracle for tests and benchmarks, nothing else),
+`kernels.cpu` (Numba @njit) and `kernels.cuda` (numba.cuda on CuPy arrays; under `NUMBA_ENABLE_CUDASIM=1` on
+the CuPy stand-in `kernels._simcupy`), plus `kernels.common`: the output sizes, key limits, dropout threshold
+and contiguity check that the references, both backends and the engine share.
 
-Every backend module exports the same names, `<op>_fwd` / `<op>_bwd`, so the module is the switch.
-Backward kernels overwrite their outputs; only the engine accumulates into `.grad`.
+Every backend module exports the same names as the reference, module for module (`<op>_fwd` / `<op>_bwd`),
+so the module is the switch. Backward kernels overwrite their outputs; only the engine accumulates into
+`.grad`.
 
 Numba's cache (`cache=True`): importing this package points NUMBA_CACHE_DIR at a user cache folder,
 `$XDG_CACHE_HOME/numba-engine/kernels-<key>` (default `~/.cache/numba-engine/...`), where `<key>` hashes

@@ -1,4 +1,6 @@
 """Engine ops of the conv family: conv2d, with torch.nn.functional.conv2d's semantics."""
+from kernels.common import conv2d_out_size
+
 from .._checks import as_pair, check_float_inputs, check_ndim, check_positive_int
 from ..autograd import Function
 from ..backend import kernels_for
@@ -75,9 +77,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         if bias.shape != (C_out,):
             raise ValueError(f"bias: expected shape ({C_out},) to match weight's output channels, got {bias.shape}")
     pad = _padding(padding, (kh, kw), dilation, stride)
-    eff = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
-    padded = (H + pad[0] + pad[1], W + pad[2] + pad[3])
-    if eff[0] > padded[0] or eff[1] > padded[1]:
+    if min(conv2d_out_size(H, W, kh, kw, stride, pad, dilation)) < 1:
+        eff = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+        padded = (H + pad[0] + pad[1], W + pad[2] + pad[3])
         raise ValueError(f"weight: the (dilated) kernel size {eff} is larger than the padded input size {padded}")
     return Conv2d.apply(input, weight, bias, stride=stride, padding=pad, dilation=dilation, groups=groups)
 

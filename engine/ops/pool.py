@@ -10,7 +10,7 @@ import numpy as np
 from .._checks import as_pair, check_float_inputs
 from ..autograd import Function
 from ..backend import kernels_for
-from kernels.reference.pool import pool_output_size
+from kernels.common import pool_output_size
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 

@@ -19,11 +19,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..common import GELU_C, GELU_K, GELU_X2_MAX, dropout_scale, dropout_threshold
+from ._config import CHUNK, FASTMATH_ELEMENTWISE, run_chunked
 from ._math import vexp
-from ..reference.activation import GELU_C, GELU_K, GELU_X2_MAX
-from ..reference.attention import dropout_threshold
 from .attention_tiles import keep_bits, row_key
-from ._parallel import CHUNK, FAST, run_chunked
 
 __all__ = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "tanh_fwd", "tanh_bwd", "gelu_fwd", "gelu_bwd",
            "dropout_fwd", "dropout_bwd"]
@@ -32,7 +31,7 @@ _RSQRT2 = 1.0 / math.sqrt(2.0)
 _RSQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
 def _relu_fwd(x, y, lo, hi):
     xs, ys = x[lo:hi], y[lo:hi]
     z = y.dtype.type(0)
@@ -48,7 +47,7 @@ def _relu_fwd_par(x, y):
         _relu_fwd(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
 def _relu_bwd(dout, y, dx, lo, hi):
     ds, ys, xs = dout[lo:hi], y[lo:hi], dx[lo:hi]
     z = dx.dtype.type(0)
@@ -64,7 +63,7 @@ def _relu_bwd_par(dout, y, dx):
         _relu_bwd(dout, y, dx, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
 def _sigmoid_fwd(x, y, lo, hi):
     one = x.dtype.type(1.0)
     xs, ys = x[lo:hi], y[lo:hi]
@@ -82,7 +81,7 @@ def _sigmoid_fwd_par(x, y):
         _sigmoid_fwd(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
 def _sigmoid_bwd(dout, y, dx, lo, hi):
     ds, ys, xs = dout[lo:hi], y[lo:hi], dx[lo:hi]
     one = y.dtype.type(1.0)
@@ -111,7 +110,7 @@ def _tanh_fwd_par(x, y):
         _tanh_fwd(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
 def _tanh_bwd(dout, y, dx, lo, hi):
     ds, ys, xs = dout[lo:hi], y[lo:hi], dx[lo:hi]
     one = y.dtype.type(1.0)
@@ -126,7 +125,7 @@ def _tanh_bwd_par(dout, y, dx):
         _tanh_bwd(dout, y, dx, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
 def _gelu_fwd(x, y, lo, hi):
     """x Phi(x) = 0.5 x erfc(-x / sqrt 2) (libm's erfc)."""
     xs, ys = x[lo:hi], y[lo:hi]
@@ -143,7 +142,7 @@ def _gelu_fwd_par(x, y):
         _gelu_fwd(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
 def _gelu_bwd(dout, x, dx, lo, hi):
     """dout (Phi(x) + x phi(x)); x = +-inf gives inf * 0 = NaN, as PyTorch."""
     ds, xs, gs = dout[lo:hi], x[lo:hi], dx[lo:hi]
@@ -160,7 +159,7 @@ def _gelu_bwd_par(dout, x, dx):
         _gelu_bwd(dout, x, dx, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
 def _gelu_tanh_fwd(x, y, lo, hi):
     """x sigma(2u), u = K (x + C x^3); sigma from e = exp(-2|u|) (never overflows); vectorizes."""
     xs, ys = x[lo:hi], y[lo:hi]
@@ -180,7 +179,7 @@ def _gelu_tanh_fwd_par(x, y):
         _gelu_tanh_fwd(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
 def _gelu_tanh_bwd(dout, x, dx, lo, hi):
     """dout (sigma + 2 x e s^2 u'), u' = K (1 + 3C min(x^2, 1e4)): see the reference."""
     ds, xs, gs = dout[lo:hi], x[lo:hi], dx[lo:hi]
@@ -204,7 +203,7 @@ def _gelu_tanh_bwd_par(dout, x, dx):
         _gelu_tanh_bwd(dout, x, dx, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
 def _dropout_fwd(x, seed, thr, scale, y, mask, lo, hi):
     xs, ys, ms = x[lo:hi], y[lo:hi], mask[lo:hi]
     z = y.dtype.type(0)
@@ -222,7 +221,7 @@ def _dropout_fwd_par(x, seed, thr, scale, y, mask):
         _dropout_fwd(x, seed, thr, scale, y, mask, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
 def _dropout_bwd(dout, mask, scale, dx, lo, hi):
     ds, ms, xs = dout[lo:hi], mask[lo:hi], dx[lo:hi]
     z = dx.dtype.type(0)
@@ -293,7 +292,7 @@ def gelu_bwd(dout, x, approximate="none"):
 
 
 def _scale(p, dtype):
-    return dtype.type(0.0 if p >= 1.0 else 1.0 / (1.0 - p))
+    return dtype.type(dropout_scale(p))
 
 
 def dropout_fwd(x, seed, p):

@@ -8,7 +8,7 @@ Forward returns (o, lse), which the engine saves; backward recomputes the probab
 """
 import numpy as np
 
-from ..reference.attention import dropout_threshold, key_limits
+from ..common import dropout_scale, dropout_threshold, key_limits, mask_block_map
 from .attention_flash import BK, BQ, flash_bwd, flash_fwd
 
 __all__ = ["sdpa_fwd", "sdpa_bwd"]
@@ -26,7 +26,7 @@ def _bias(mask, lead, L, S, dtype):
     m = m.reshape((1,) * (len(lead) + 2 - m.ndim) + m.shape)
     mlead, Lm = m.shape[:-2], m.shape[-2]
     nb = int(np.prod(mlead))
-    bmap = np.array(np.broadcast_to(np.arange(nb, dtype=np.int64).reshape(mlead), tuple(lead)).ravel())
+    bmap = mask_block_map(mlead, lead)
     Sp = -(-S // BK) * BK
     Lb = 1 if Lm == 1 else -(-L // BQ) * BQ
     biasT = np.zeros((nb, Sp, Lb), dtype)
@@ -38,7 +38,7 @@ def _dropout_args(dropout_p, dtype):
     """(keep_thr, keep_scale): keep where the hash's 24 bits are >= keep_thr (0 = no dropout)."""
     if dropout_p <= 0:
         return np.uint64(0), dtype.type(1)
-    return np.uint64(dropout_threshold(dropout_p)), dtype.type(1.0 / (1.0 - dropout_p))
+    return np.uint64(dropout_threshold(dropout_p)), dtype.type(dropout_scale(dropout_p))
 
 
 def _flat(a, n_lead, dtype):

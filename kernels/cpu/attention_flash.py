@@ -15,8 +15,9 @@ scaled query tile (and, in backward, the transposed dout) of one head.
 import numpy as np
 from numba import njit, prange
 
+from ._config import FASTMATH
 from ._math import vexp_neg as exp_neg
-from .attention_tiles import FASTMATH, gemm_nn, gemm_tn, keep_bits, row_key, tile_bounds
+from .attention_tiles import gemm_nn, gemm_tn, keep_bits, row_key, tile_bounds
 
 BQ = 128       # query rows per tile
 BK = 128       # keys per tile

@@ -10,8 +10,7 @@ caller zeroes C first). Per-row bounds let causal (and valid_lens) tiles skip wh
 import numpy as np
 from numba import njit
 
-
-FASTMATH = {"contract", "arcp", "reassoc", "afn", "nsz"}      # never nnan/ninf: masks are -inf
+from ._config import FASTMATH      # never nnan/ninf: masks are -inf
 
 
 @njit(cache=True, fastmath=FASTMATH)

@@ -15,15 +15,11 @@ Two paths, both all-Numba (no BLAS call, so no second thread pool competes with 
 """
 import numpy as np
 
+from ..common import conv2d_out_size
 from .conv_direct import direct_fwd
 from .conv_gemm import gemm_dw, gemm_dx, gemm_fwd, to_nhwc
 
 __all__ = ["conv2d_fwd", "conv2d_bwd"]
-
-
-def _out_size(H, W, kh, kw, stride, padding, dilation):
-    (sh, sw), (pt, pb, pl, pr), (dh, dw) = stride, padding, dilation
-    return (H + pt + pb - dh * (kh - 1) - 1) // sh + 1, (W + pl + pr - dw * (kw - 1) - 1) // sw + 1
 
 
 def _use_direct(stride, Cg, Kg, kh, kw):
@@ -71,7 +67,7 @@ def conv2d_fwd(x, w, b, stride, padding, dilation, groups):
     G = groups
     Kg = K // G
     (sh, sw), (pt, pb, pl, pr), (dh, dw) = stride, padding, dilation
-    Ho, Wo = _out_size(H, W, kh, kw, stride, padding, dilation)
+    Ho, Wo = conv2d_out_size(H, W, kh, kw, stride, padding, dilation)
     y = np.empty((N, K, Ho, Wo), dt)
     if y.size == 0:
         return y

@@ -11,12 +11,11 @@ flipped, transposed weights.
 import numpy as np
 from numba import njit, prange
 
+from ._config import FASTMATH
 from .conv_gemm import _pad_plane
 
-_FM = {"contract", "arcp", "reassoc", "afn", "nsz"}   # no nnan / ninf
 
-
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
 def direct_fwd(x, w, b, y, pt, pl, dh, dw, KB):
     """Stride-1 conv: x (N, C, H, W), w (K, Cg, kh, kw), b (K,), y (N, K, Ho, Wo) overwritten.
 

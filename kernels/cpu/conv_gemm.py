@@ -16,10 +16,10 @@ closing each block cost most of the rest, so it wants r in the hundreds).
 import numpy as np
 from numba import njit, prange, uint64
 
-_FM = {"contract", "arcp", "reassoc", "afn", "nsz"}   # no nnan / ninf
+from ._config import FASTMATH
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=FASTMATH)
 def _dot_tile(A, aoff, na, B, boff, nb, L, out, zero):
     """out[a, b] = sum_{r < L} A[aoff[a] + r] * B[boff[b] + r] for a < na, b < nb. Serial.
 
@@ -93,7 +93,7 @@ def to_nhwc(x, xh):
                 dst[w, c] = src[w]
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
 def gemm_fwd(x, wr, b, y, Wo, kh, kw, sh, sw, pt, pl, dh, dw, PT, nband, zero):
     """y (N, K, Ho*Wo) = conv(x, w) + b, overwritten.
 
@@ -177,7 +177,7 @@ def _im2col_row(plane, row, Ho, Wo, oi, oj, sh, sw):
             row[base + q] = 0
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
 def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok):
     """Weight and bias gradient partials: part (NB, K, R + 1) float64, overwritten; column r < R is
     dW[k, c, i, j] at r = (c*kh + i)*kw + j, column R is db (R = 0 when only db is wanted).
@@ -249,7 +249,7 @@ def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok
                     acc[g * Kg + k, r0 + rr] += out[k, rr]
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
 def gemm_dx(douth, Wo, wt, dx, kh, kw, sh, sw, pt, pl, dh, dw, PT, zero):
     """dx (N, C, H, W) for any stride, overwritten: col2im of w^T @ dout.
 

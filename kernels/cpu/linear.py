@@ -1,7 +1,25 @@
-"""Linear layer on the CPU: BLAS GEMMs through NumPy (sgemm/dgemm already run near the machine's limit).
+"""Linear layer y = x W^T + b: BLAS GEMMs through the array's own matmul, in the input's dtype.
 
-The reference's code is dtype-generic, so the CPU backend serves it as is, in the input's dtype.
+On NumPy arrays the GEMMs are NumPy's BLAS (sgemm/dgemm already run near the machine's limit); the code is
+array-module generic, and kernels.cuda.linear serves it as is on CuPy arrays (cuBLAS).
 """
-from ..reference.linear import linear_bwd, linear_fwd
+import math
 
 __all__ = ["linear_fwd", "linear_bwd"]
+
+
+def linear_fwd(x, w, b):
+    """x (..., in), w (out, in), b (out,) or None -> (..., out)."""
+    y = x @ w.T
+    return y + b if b is not None else y
+
+
+def linear_bwd(dout, x, w, need_dx=True, need_dw=True, need_db=True):
+    """dout (..., out) -> (dx (..., in), dw (out, in), db (out,)); each None when not needed."""
+    rows = math.prod(x.shape[:-1])                 # not -1: a size-0 input (no rows or no features) is ambiguous
+    x2 = x.reshape(rows, x.shape[-1])
+    d2 = dout.reshape(rows, dout.shape[-1])
+    dx = (d2 @ w).reshape(x.shape) if need_dx else None
+    dw = d2.T @ x2 if need_dw else None
+    db = d2.sum(axis=0) if need_db else None
+    return dx, dw, db

@@ -15,13 +15,11 @@ serially in the calling thread (waking the thread pool costs more than their wor
 import numpy as np
 from numba import njit, prange
 
-from ._parallel import PARALLEL_MIN
+from ._config import FASTMATH, FASTMATH_CONTRACT, PARALLEL_MIN, SUM_CHUNK
 from ._math import vexp_neg
-from .softmax import BLOCK, FASTMATH, _launch, row_max
+from .softmax import BLOCK, _launch, row_max
 
 __all__ = ["cross_entropy_fwd", "cross_entropy_bwd", "mse_loss_fwd", "mse_loss_bwd"]
-
-CHUNK = 1 << 15          # mse_loss: elements per parallel chunk (fixed: results independent of threads)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -44,7 +42,7 @@ def _lse_and_dev(xr, C):
     return m, s, dev
 
 
-@njit(cache=True, fastmath={"contract"})     # no reassoc: (m - x[t]) + log s must not become (m + log s) - x[t]
+@njit(cache=True, fastmath=FASTMATH_CONTRACT)     # no reassoc: (m - x[t]) + log s must not become (m + log s) - x[t]
 def _cross_entropy_fwd(x, target, eps, ignore_index, loss, lse, lo, hi):
     """x (N, C), target (N,) int64 -> loss (N,), lse (N, 2) float64, on rows [lo, hi).
 
@@ -76,7 +74,7 @@ def _cross_entropy_fwd_par(x, target, eps, ignore_index, loss, lse, step):
         _cross_entropy_fwd(x, target, eps, ignore_index, loss, lse, c * step, min(x.shape[0], (c + 1) * step))
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath=FASTMATH_CONTRACT)
 def _cross_entropy_bwd(dloss, x, target, lse, eps, ignore_index, dx, lo, hi):
     """dloss (N,) float64, x (N, C), target (N,), lse (N, 2) float64 -> dx (N, C), on rows [lo, hi).
 
@@ -134,18 +132,18 @@ def cross_entropy_bwd(dloss, x, target, lse, label_smoothing, ignore_index):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _sq_diff(x, t, out, lo, hi):
-    """out = (x - t)**2 on chunks [lo, hi) (chunk c covers elements [c * CHUNK, (c + 1) * CHUNK))."""
+    """out = (x - t)**2 on chunks [lo, hi) (chunk c covers elements [c * SUM_CHUNK, (c + 1) * SUM_CHUNK))."""
     n = x.size
     for c in range(lo, hi):
-        base = c * CHUNK
-        for j in range(min(CHUNK, n - base)):
+        base = c * SUM_CHUNK
+        for j in range(min(SUM_CHUNK, n - base)):
             d = x[base + j] - t[base + j]
             out[base + j] = d * d
 
 
 @njit(cache=True, parallel=True)
 def _sq_diff_par(x, t, out):
-    for c in prange((x.size + CHUNK - 1) // CHUNK):
+    for c in prange((x.size + SUM_CHUNK - 1) // SUM_CHUNK):
         _sq_diff(x, t, out, c, c + 1)
 
 
@@ -156,8 +154,8 @@ def _sq_diff_partials(x, t, partial, lo, hi):
     dt = x.dtype.type
     for c in range(lo, hi):
         s = 0.0
-        for k in range((min(CHUNK, n - c * CHUNK) + BLOCK - 1) // BLOCK):
-            base = c * CHUNK + k * BLOCK
+        for k in range((min(SUM_CHUNK, n - c * SUM_CHUNK) + BLOCK - 1) // BLOCK):
+            base = c * SUM_CHUNK + k * BLOCK
             p = dt(0.0)
             for j in range(min(BLOCK, n - base)):
                 d = x[base + j] - t[base + j]
@@ -177,26 +175,26 @@ def _scaled_diff(g, x, t, dx, lo, hi):
     """dx = g * (x - t) on chunks [lo, hi); g has x's length or length 1 (a broadcast scalar)."""
     n = x.size
     for c in range(lo, hi):
-        base = c * CHUNK
+        base = c * SUM_CHUNK
         if g.size == 1:
             s = g[0]
-            for j in range(min(CHUNK, n - base)):
+            for j in range(min(SUM_CHUNK, n - base)):
                 dx[base + j] = s * (x[base + j] - t[base + j])
         else:
-            for j in range(min(CHUNK, n - base)):
+            for j in range(min(SUM_CHUNK, n - base)):
                 dx[base + j] = g[base + j] * (x[base + j] - t[base + j])
 
 
 @njit(cache=True, parallel=True)
 def _scaled_diff_par(g, x, t, dx):
-    for c in prange((x.size + CHUNK - 1) // CHUNK):
+    for c in prange((x.size + SUM_CHUNK - 1) // SUM_CHUNK):
         _scaled_diff(g, x, t, dx, c, c + 1)
 
 
 def _launch_flat(serial, parallel, n, *args):
     """Chunks [0, nchunks) serially for small inputs, else in parallel: the same chunks either way."""
     if n < PARALLEL_MIN:
-        serial(*args, 0, (n + CHUNK - 1) // CHUNK)
+        serial(*args, 0, (n + SUM_CHUNK - 1) // SUM_CHUNK)
     else:
         parallel(*args)
 
@@ -210,7 +208,7 @@ def mse_loss_fwd(x, target, reduction):
         out = np.empty_like(xf)
         _launch_flat(_sq_diff, _sq_diff_par, xf.size, xf, tf, out)
         return out.reshape(np.shape(x))
-    partial = np.empty((xf.size + CHUNK - 1) // CHUNK, np.float64)
+    partial = np.empty((xf.size + SUM_CHUNK - 1) // SUM_CHUNK, np.float64)
     _launch_flat(_sq_diff_partials, _sq_diff_partials_par, xf.size, xf, tf, partial)
     total = float(partial.sum())
     if reduction == "mean":

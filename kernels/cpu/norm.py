@@ -24,13 +24,12 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._parallel import PARALLEL_MIN
+from ._config import FASTMATH_NORM, PARALLEL_MIN
 from .norm_tasks import _affine, _sums
 
 __all__ = ["batch_norm_fwd_train", "batch_norm_fwd_eval", "batch_norm_bwd_train", "batch_norm_bwd_eval",
            "layer_norm_fwd", "layer_norm_bwd"]
 
-_FM = {"contract", "arcp", "reassoc"}     # no nnan/ninf: NaN/inf inputs propagate as in the reference
 _BLK = 256                               # dtype-precision partial sums over at most this many elements
 _LN_ROWS = 64                            # layer-norm backward: at most this many rows per dw/db partial
 _LN_BLOCK = 4                            # layer-norm forward: rows per parallel task
@@ -42,7 +41,7 @@ _CHAN_MIN_C, _CHAN_MIN_L = 8, 16
 # ---------------------------------------------------------------------------------------------------
 # Inner loops run over 0-based ranges of slices: an index that might be negative (range(j0, j1)) makes
 # Numba emit wraparound code that stops LLVM from vectorizing the loop.
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH_NORM, error_model="numpy")
 def _sum1(a):
     """sum(a) as float64."""
     n = a.shape[0]
@@ -56,7 +55,7 @@ def _sum1(a):
     return s
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH_NORM, error_model="numpy")
 def _sum_dev(a, k):
     """(sum(a - k), sum((a - k)^2)) as float64; k has a's dtype."""
     n = a.shape[0]
@@ -75,7 +74,7 @@ def _sum_dev(a, k):
     return s1, s2
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH_NORM, error_model="numpy")
 def _sum_gx(g, a, k):
     """(sum(g), sum(g * (a - k))) as float64 (batch norm)."""
     n = a.shape[0]
@@ -94,7 +93,7 @@ def _sum_gx(g, a, k):
     return s1, s2
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH_NORM, error_model="numpy")
 def _sum_gwx(g, w, a, k):
     """(sum(g * w), sum(g * w * (a - k))) as float64 (layer norm)."""
     n = a.shape[0]
@@ -118,7 +117,7 @@ def _sum_gwx(g, w, a, k):
 # ---------------------------------------------------------------------------------------------------
 # batch norm, per-channel schedule
 # ---------------------------------------------------------------------------------------------------
-@njit(cache=True, parallel=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, parallel=True, fastmath=FASTMATH_NORM, error_model="numpy")
 def _bn_fwd_chan(x, w, b, eps, train, y, mean, rstd, var):
     """x, y (N, C, L); w, b (C,) float64. train: writes mean, rstd, var (C,) float64 from the batch (mean pass,
     then deviation pass); eval: reads mean, rstd. Then y = (x - mean) * rstd * w + b.
@@ -152,7 +151,7 @@ def _bn_fwd_chan(x, w, b, eps, train, y, mean, rstd, var):
                 y[n, c, l] = (x[n, c, l] - k) * a + cc
 
 
-@njit(cache=True, parallel=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, parallel=True, fastmath=FASTMATH_NORM, error_model="numpy")
 def _bn_bwd_chan(dout, x, w, mean, rstd, train, dx, dw, db):
     """dout, x, dx (N, C, L); w, mean, rstd (C,) float64; writes dw, db (C,) float64.
     Pass 1: db = sum(dout), dw = sum(dout * xhat); pass 2: dx (train: minus the batch-mean terms).
@@ -286,7 +285,7 @@ def batch_norm_bwd_eval(dout, x, weight, mean, rstd):
 # ---------------------------------------------------------------------------------------------------
 # layer norm
 # ---------------------------------------------------------------------------------------------------
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH_NORM, error_model="numpy")
 def _ln_fwd(x, w, b, eps, y, mean, rstd, lo, hi):
     """x, y (R, D); w, b (D,) of x's dtype; writes mean, rstd (R,) float64, for rows lo..hi. Per row (it sits
     in L1): deviation sums around k = x[r, 0]; if k lies more than 2 std from the mean (m1^2 > 4 var, where
@@ -324,7 +323,7 @@ def _ln_fwd_par(x, w, b, eps, y, mean, rstd):
         _ln_fwd(x, w, b, eps, y, mean, rstd, c * _LN_BLOCK, min(R, (c + 1) * _LN_BLOCK))
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH_NORM, error_model="numpy")
 def _ln_bwd(dout, x, w, mean, rstd, nb, dx, pdw, pdb, t0, t1):
     """dout, x, dx (R, D); w (D,) of x's dtype; mean, rstd (R,) float64. Task t in t0..t1 (rows [t*nb,
     t*nb+nb)) writes dx for its rows and accumulates pdw[t] += dout * xhat, pdb[t] += dout (pdw, pdb (T, D) of

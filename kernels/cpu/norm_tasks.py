@@ -8,14 +8,15 @@ any number of threads.
 import numpy as np
 from numba import njit, prange
 
+from ._config import FASTMATH_NORM
+
 __all__ = []
 
-_FM = {"contract", "arcp", "reassoc"}     # no nnan/ninf
 _MAX_TASKS = 64                          # task count cap (not the thread count)
 _BLK = 64                                # dtype-precision partial sums over at most this many terms
 
 
-@njit(cache=True, parallel=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, parallel=True, fastmath=FASTMATH_NORM, error_model="numpy")
 def _bn_sums_tasks(u, x, su, sx, nb, lb, p1, p2):
     """u, x (N, C, L); su, sx (C,) of x's dtype. Task t covers rows [n0, n0+nb) and l in [l0, l0+lb) and
     writes p1[t, c] = sum(u - su[c]), p2[t, c] = sum((u - su[c]) * (x - sx[c])) (p1, p2 (T, C) float64, zeroed).
@@ -68,7 +69,7 @@ def _bn_sums_tasks(u, x, su, sx, nb, lb, p1, p2):
                 q2[c] = s2
 
 
-@njit(cache=True, parallel=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, parallel=True, fastmath=FASTMATH_NORM, error_model="numpy")
 def _bn_affine_tasks(u, x, su, a, sx, beta, gamma, two, nb, lb, out):
     """out = (u - su[c]) * a[c] + gamma[c] (+ (x - sx[c]) * beta[c] when `two`) in x's dtype; u, x, out
     (N, C, L), the rest (C,) of x's dtype. Serves the forward (u = x, two = False) and dx (u = dout, su = 0).

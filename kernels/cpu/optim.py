@@ -3,14 +3,14 @@ one kernel: AdamW decays the parameter (decoupled), Adam adds wd*param to the gr
 
 Same names and signatures as kernels.reference.optim. A serial loop over [lo, hi) plus a driver that
 runs it over prange'd chunks of the flat parameter (small parameters stay in the calling thread, see
-_parallel.py); the scalar hyper-parameters are packed in one array `h`. error_model="numpy": a division by
+_config.py); the scalar hyper-parameters are packed in one array `h`. error_model="numpy": a division by
 zero (AdamW with eps = 0 and a zero gradient) gives inf or NaN, as in PyTorch, never ZeroDivisionError.
 """
 import numpy as np
 from numba import njit, prange
 
-from ..reference.optim import flat_contiguous as _flat
-from ._parallel import CHUNK, run_chunked
+from ..common import flat_contiguous as _flat
+from ._config import CHUNK, run_chunked
 
 __all__ = ["sgd_step", "adam_step", "adamw_step"]
 

@@ -21,12 +21,11 @@ import numba
 import numpy as np
 from numba import njit, prange, uint64
 
-from kernels.reference.pool import pool_output_size
+from ..common import pool_output_size
+from ._config import FASTMATH_ELEMENTWISE
 
 __all__ = ["max_pool2d_fwd", "max_pool2d_bwd", "avg_pool2d_fwd", "avg_pool2d_bwd",
            "adaptive_avg_pool2d_fwd", "adaptive_avg_pool2d_bwd"]
-
-_FM = {"contract", "arcp", "reassoc", "afn"}     # no nnan/ninf: -inf and NaN must survive
 
 
 def _chunks(P):
@@ -303,7 +302,7 @@ def _bins(n, o):
     return (i * n) // o, -((-(i + 1) * n) // o)
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True, fastmath=FASTMATH_ELEMENTWISE)
 def _global_avg_fwd(x, out, zero):
     """x (P,L) -> out (P,) plane means: blocks of 256 summed in the input dtype (reassociated, so
     vectorized), block sums added in float64. prange over planes."""

@@ -19,13 +19,13 @@ error_model="numpy": a division must not raise (the check would keep the loops f
 import numpy as np
 from numba import njit, prange
 
+from ._config import FASTMATH_ELEMENTWISE
 from ._math import vexp
-from ._parallel import FAST
 
 __all__ = ["rnn_tanh_fwd", "rnn_tanh_bwd", "gru_fwd", "gru_bwd", "lstm_fwd", "lstm_bwd"]
 
 ROWS = 64                     # batch rows per chunk (one prange iteration)
-_OPT = dict(cache=True, fastmath=FAST, error_model="numpy")
+_OPT = dict(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 
 
 @njit(**_OPT)

@@ -13,16 +13,15 @@ valid length 0) gives zeros from softmax and -inf from log_softmax. Output dtype
 import numpy as np
 from numba import njit, prange
 
+from ._config import FASTMATH, FASTMATH_CONTRACT, PARALLEL_MIN, ROW_CHUNK
 from ._math import vexp_neg, vmax
-from ._parallel import PARALLEL_MIN
 
 __all__ = ["softmax_fwd", "softmax_bwd", "log_softmax_fwd", "log_softmax_bwd",
            "masked_softmax_fwd", "masked_softmax_bwd"]
 
-# reassoc lets the sum loops vectorize; no nnan/ninf: -inf masks and NaN propagation must survive.
-FASTMATH = {"contract", "arcp", "reassoc", "afn", "nsz"}
+# FASTMATH (_config.py): reassoc lets the sum loops vectorize; no nnan/ninf: -inf masks and NaN propagation
+# must survive.
 BLOCK = 512          # elements summed in the input dtype's lanes before adding into a float64 total
-ROW_CHUNK = 1 << 14  # elements (whole rows) per parallel chunk
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -68,7 +67,7 @@ def row_dot(ar, br, n):
     return s
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath=FASTMATH_CONTRACT)
 def _shift_row(xr, yr, n, m, shift):
     """yr = (xr - m) - shift, in that order: no reassoc, so m + shift is never rounded first."""
     for i in range(n):

@@ -7,8 +7,7 @@ import math
 
 from numba import cuda
 
-from ..reference.activation import GELU_C, GELU_K, GELU_X2_MAX
-from ..reference.attention import dropout_threshold
+from ..common import GELU_C, GELU_K, GELU_X2_MAX, dropout_scale, dropout_threshold
 from ._dev import TPB_FLAT, blocks, contiguous, empty
 from ._launch import kernel
 from ._rng import keep
@@ -175,7 +174,7 @@ def gelu_bwd(dout, x, approximate="none"):
 
 
 def _scale(p, dtype):
-    return dtype.type(0.0 if p >= 1.0 else 1.0 / (1.0 - p))
+    return dtype.type(dropout_scale(p))
 
 
 def dropout_fwd(x, seed, p):

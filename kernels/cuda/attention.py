@@ -1,28 +1,34 @@
 """Scaled dot-product attention on the GPU, fused and tiled: the L x S probabilities are never stored.
 
 Semantics as kernels/reference/attention.py (masks, is_causal, valid_lens, dropout by the same counter hash,
-a fully masked row gives o = 0, lse = -inf and zero gradients, a NaN score NaN ones). The launchers fold is_causal, valid_lens and
-the key count into one key limit per query row (klim); a block stops at the largest limit of its rows, so
-with is_causal the key tiles above the diagonal are never loaded (a block of query rows 0..63 reads keys
-0..63 only). A mask becomes an additive bias (NB, Lm, S), Lm in {1, L}, and bmap maps each head to its
-block, so a mask broadcast over heads is not copied out.
+a fully masked row gives o = 0, lse = -inf and zero gradients, a NaN score NaN ones). The launchers fold
+is_causal, valid_lens and the key count into one key limit per query row (klim, kernels.common.key_limits);
+a block stops at the largest limit of its rows, so with is_causal the key tiles above the diagonal are never
+loaded (a block of query rows 0..63 reads keys 0..63 only). A mask becomes an additive bias (NB, Lm, S),
+Lm in {1, L}, and bmap maps each head to its block, so a mask broadcast over heads is not copied out; with
+no mask the bias is empty (NB = 0) and the kernels skip it.
 
-Forward (FlashAttention-2's loop): a block owns ROWS query rows, one thread per row holding its q row and
-output accumulator in registers. The block walks the keys in tiles of BK rows: it loads the K and V tiles
-into shared memory together, then each thread scores its row against the tile, rescales its accumulator
-once per tile by the new running max, and adds P V. lse = m + log(l) is saved.
-Backward recomputes P from q, k and lse. dq: the same walk over K/V tiles (dq += dS k). dk, dv: a block owns
-ROWS key rows, walks the query rows in tiles of BQ (Q, dO, lse, D and the limits in shared memory), skipping
-tiles whose rows all stop before its keys; each sum runs in a fixed order (no atomics: the same bits every
-run). Arithmetic in the inputs' dtype (float32 accumulates in float32, as FlashAttention does); head dims up
-to DMAX.
+Three kernels, each built by its own function per (dtype, head-dim bound D):
+  fwd      (FlashAttention-2's loop) a block owns ROWS query rows, one thread per row holding its q row and
+           output accumulator in registers. The block walks the keys in tiles of BK rows: it loads the K and V
+           tiles into shared memory together, then each thread scores its row against the tile, rescales its
+           accumulator once per tile by the new running max, and adds P V. Saves lse = m + log(l).
+  bwd_dq   the same walk over K/V tiles, recomputing P from q, k and lse: dq += dS k.
+  bwd_dkv  a block owns ROWS key rows and walks the query rows in tiles of BK (Q, dO, lse, D and the limits
+           in shared memory), skipping tiles whose rows all stop before its keys.
+Arguments, in this order: the inputs (dout, q, k, v; backward also stats (N, L, 2) = (lse, D) per query row,
+D = rowsum(dout * o)), the mask (bias, bmap), the key limits klim, the scalars (scale; dropout's threshold
+thr, 0 for none, its scale kscale and seed), then the outputs. Each sum runs in a fixed order (no atomics:
+the same bits every run). Arithmetic in the inputs' dtype (float32 accumulates in float32, as FlashAttention
+does); head dims up to DMAX.
 """
+import functools
 import math
 
 import numpy as np
 from numba import cuda, from_dtype, int64
 
-from ..reference.attention import dropout_threshold, key_limits
+from ..common import dropout_scale, dropout_threshold, key_limits, mask_block_map
 from ._dev import SIM, contiguous, empty, xp_of
 from ._launch import kernel
 from ._rng import keep as _keep
@@ -31,13 +37,21 @@ __all__ = ["sdpa_fwd", "sdpa_bwd"]
 
 DMAX = 128          # the largest head dim (q/k and v) the kernels hold in registers
 ROWS = 8 if SIM else 64      # threads per block: query (or key) rows (the simulator runs Python threads)
+NEG = -math.inf
 
 
 def _tile(dtype):
-    """Rows per shared-memory tile: two (tile, DMAX) arrays fit in 32 KB."""
+    """Rows per shared-memory tile: two (tile, DMAX) arrays fit in 32 KB. At most ROWS (bwd_dkv loads a
+    tile's per-row values with one thread per row)."""
     return 4 if SIM else (32 if np.dtype(dtype).itemsize == 4 else 16)
 
 
+def _head_bound(d, dv):
+    """The compile-time head dim a kernel is built for: the smallest of 16, 32, 64, DMAX holding d and dv."""
+    return next(D for D in (16, 32, 64, DMAX) if max(d, dv) <= D)
+
+
+# ---- device functions shared by the kernels ------------------------------------------------------------------
 @cuda.jit(device=True)
 def _load_rows(dst, src, n, r0, nr, t):
     """dst[:nr, :] = src[n, r0:r0 + nr, :], zero past src's width, the block's threads striding over it."""
@@ -59,31 +73,47 @@ def _block_max_limit(klim, n, r0, nrows, out):
         out[0] = mx
 
 
-_KERNELS = {}
+@cuda.jit(device=True)
+def _bias_at(bias, bmap, n, i, j):
+    """The mask's additive value for head n, query row i, key j (a mask of one row serves every row)."""
+    return bias[bmap[n], i if bias.shape[1] > 1 else 0, j]
 
 
-def _head_bound(d, dv):
-    """The compile-time head dim a kernel is built for: the smallest of 16, 32, 64, DMAX holding d and dv."""
-    return next(D for D in (16, 32, 64, DMAX) if max(d, dv) <= D)
+@cuda.jit(device=True)
+def _dropped(thr, seed, row, j):
+    """Whether dropout drops key j of query row `row` (flat over heads); thr = 0: never."""
+    return thr > 0 and not _keep(seed, row, j, thr)
 
 
-def _kernels(dtype, D):
-    """(fwd, bwd_dq, bwd_dkv) for one dtype and head-dim bound D. Shared tiles and accumulators are typed at
-    compile time, and every loop over a head dim runs to the constant D (rows zero-padded past d and dv), so
-    the compiler unrolls them and keeps the q row and the accumulators in registers."""
-    dtype, D = np.dtype(dtype), int(D)
-    if (dtype, D) in _KERNELS:
-        return _KERNELS[dtype, D]
-    T = from_dtype(dtype)
-    BK = _tile(dtype)
-    NEG = -math.inf
+def _per_key(build):
+    """Builds a kernel once per (dtype, D) and registers it under that key (kernels/ptxcheck.py rebuilds a
+    recorded kernel by calling its builder with the key). Shared tiles and accumulators are typed at compile
+    time, and every loop over a head dim runs to the constant D (rows zero-padded past d and dv), so the
+    compiler unrolls them and keeps the q row and the accumulators in registers."""
+    built = {}
+
+    @functools.wraps(build)
+    def get(dtype, D):
+        key = (np.dtype(dtype), int(D))
+        if key not in built:
+            built[key] = build(*key).register(*key)
+        return built[key]
+    return get
+
+
+# ---- forward -------------------------------------------------------------------------------------------------
+@_per_key
+def _fwd_kernel(dtype, D):
+    T, BK = from_dtype(dtype), _tile(dtype)
 
     @kernel
-    def fwd(q, k, v, bias, bmap, has_bias, klim, scale, thr, kscale, seed, o, lse):
+    def fwd(q, k, v, bias, bmap, klim, scale, thr, kscale, seed, o, lse):
+        """q (N, L, d), k (N, S, d), v (N, S, dv) -> o (N, L, dv), lse (N, L). Grid (row blocks, N)."""
         n, t = cuda.blockIdx.y, cuda.threadIdx.x
         r0 = cuda.blockIdx.x * ROWS
         i = r0 + t
         L, d, dv = q.shape[1], q.shape[2], v.shape[2]
+        masked = bias.shape[0] > 0
         ks = cuda.shared.array((BK, D), T)
         vs = cuda.shared.array((BK, D), T)
         kmax = cuda.shared.array(1, int64)
@@ -115,8 +145,8 @@ def _kernels(dtype, D):
                     for c in range(D):
                         s += qr[c] * ks[jj, c]
                     s *= sca
-                    if has_bias:
-                        s += T(bias[bmap[n], i if bias.shape[1] > 1 else 0, j0 + jj])
+                    if masked:
+                        s += T(_bias_at(bias, bmap, n, i, j0 + jj))
                     sc[jj] = s
                     if s > mt or s != s:          # a NaN score wins: the row's output and lse become NaN
                         mt = s
@@ -130,7 +160,7 @@ def _kernels(dtype, D):
                             continue
                         p = T(math.exp(sc[jj] - mt))
                         l += p
-                        if thr > 0 and not _keep(seed, n * L + i, j0 + jj, thr):
+                        if _dropped(thr, seed, n * L + i, j0 + jj):
                             continue
                         p *= ksc
                         for c in range(D):
@@ -143,13 +173,22 @@ def _kernels(dtype, D):
                 if c < dv:
                     o[n, i, c] = acc[c] * inv
             lse[n, i] = m + T(math.log(l)) if l != 0 else T(NEG)
+    return fwd
+
+
+# ---- backward: dq --------------------------------------------------------------------------------------------
+@_per_key
+def _dq_kernel(dtype, D):
+    T, BK = from_dtype(dtype), _tile(dtype)
 
     @kernel
-    def bwd_dq(dout, q, k, v, lse, Dv, bias, bmap, has_bias, klim, scale, thr, kscale, seed, dq):
+    def bwd_dq(dout, q, k, v, stats, bias, bmap, klim, scale, thr, kscale, seed, dq):
+        """dq (N, L, d) = scale * sum_j dS[i, j] k[j], dS = P (dP * keep - D). Grid (row blocks, N)."""
         n, t = cuda.blockIdx.y, cuda.threadIdx.x
         r0 = cuda.blockIdx.x * ROWS
         i = r0 + t
         L, d, dv = q.shape[1], q.shape[2], v.shape[2]
+        masked = bias.shape[0] > 0
         ks = cuda.shared.array((BK, D), T)
         vs = cuda.shared.array((BK, D), T)
         kmax = cuda.shared.array(1, int64)
@@ -160,7 +199,7 @@ def _kernels(dtype, D):
         active = i < L
         lim, li, Di = 0, T(NEG), T(0)
         if active:
-            li, Di = lse[n, i], Dv[n, i]
+            li, Di = stats[n, i, 0], stats[n, i, 1]
             if li != NEG:
                 lim = klim[n, i]
             for c in range(D):
@@ -182,14 +221,12 @@ def _kernels(dtype, D):
                 for c in range(D):
                     s += qr[c] * ks[jj, c]
                 s *= sca
-                if has_bias:
-                    s += T(bias[bmap[n], i if bias.shape[1] > 1 else 0, j0 + jj])
+                if masked:
+                    s += T(_bias_at(bias, bmap, n, i, j0 + jj))
                 if s == NEG:
                     continue
                 p = T(math.exp(s - li))
-                kp = ksc
-                if thr > 0 and not _keep(seed, n * L + i, j0 + jj, thr):
-                    kp = T(0)
+                kp = T(0) if _dropped(thr, seed, n * L + i, j0 + jj) else ksc
                 dp = T(0)
                 for c in range(D):
                     dp += gr[c] * vs[jj, c]
@@ -201,13 +238,23 @@ def _kernels(dtype, D):
             for c in range(D):
                 if c < d:
                     dq[n, i, c] = acc[c] * sca
+    return bwd_dq
+
+
+# ---- backward: dk, dv ----------------------------------------------------------------------------------------
+@_per_key
+def _dkv_kernel(dtype, D):
+    T, BK = from_dtype(dtype), _tile(dtype)
 
     @kernel
-    def bwd_dkv(dout, q, k, v, lse, Dv, bias, bmap, has_bias, klim, scale, thr, kscale, seed, dk, dvo):
+    def bwd_dkv(dout, q, k, v, stats, bias, bmap, klim, scale, thr, kscale, seed, dk, dv):
+        """dk (N, S, d) = scale * sum_i dS[i, j] q[i], dv (N, S, dv) = sum_i P[i, j] keep / (1 - p) dout[i].
+        Grid (key-row blocks, N)."""
         n, t = cuda.blockIdx.y, cuda.threadIdx.x
         c0 = cuda.blockIdx.x * ROWS                     # the block's first key row
         j = c0 + t
-        L, S, d, dv = q.shape[1], k.shape[1], q.shape[2], v.shape[2]
+        L, S, dh, dvh = q.shape[1], k.shape[1], q.shape[2], v.shape[2]
+        masked = bias.shape[0] > 0
         qs = cuda.shared.array((BK, D), T)
         gs = cuda.shared.array((BK, D), T)
         ls = cuda.shared.array(BK, T)
@@ -222,9 +269,9 @@ def _kernels(dtype, D):
         active = j < S
         if active:
             for c in range(D):
-                kr[c] = k[n, j, c] if c < d else T(0)
+                kr[c] = k[n, j, c] if c < dh else T(0)
             for c in range(D):
-                vr[c] = v[n, j, c] if c < dv else T(0)
+                vr[c] = v[n, j, c] if c < dvh else T(0)
         for c in range(D):
             ak[c] = T(0)
         for c in range(D):
@@ -232,9 +279,9 @@ def _kernels(dtype, D):
         for i0 in range(0, L, BK):
             nq = min(BK, L - i0)
             if t < nq:                              # BK <= ROWS: one thread per tile row
-                li = lse[n, i0 + t]
+                li = stats[n, i0 + t, 0]
                 ls[t] = li
-                Ds[t] = Dv[n, i0 + t]
+                Ds[t] = stats[n, i0 + t, 1]
                 lims[t] = klim[n, i0 + t] if li != NEG else 0
             cuda.syncthreads()
             if t == 0:                              # does any row of the tile reach the block's first key?
@@ -257,14 +304,12 @@ def _kernels(dtype, D):
                         for c in range(D):
                             s += qs[r, c] * kr[c]
                         s *= sca
-                        if has_bias:
-                            s += T(bias[bmap[n], i if bias.shape[1] > 1 else 0, j])
+                        if masked:
+                            s += T(_bias_at(bias, bmap, n, i, j))
                         if s == NEG:
                             continue
                         p = T(math.exp(s - ls[r]))
-                        kp = ksc
-                        if thr > 0 and not _keep(seed, n * L + i, j, thr):
-                            kp = T(0)
+                        kp = T(0) if _dropped(thr, seed, n * L + i, j) else ksc
                         dp = T(0)
                         for c in range(D):
                             dp += gs[r, c] * vr[c]
@@ -277,36 +322,34 @@ def _kernels(dtype, D):
             cuda.syncthreads()
         if active:
             for c in range(D):
-                if c < d:
+                if c < dh:
                     dk[n, j, c] = ak[c] * sca
             for c in range(D):
-                if c < dv:
-                    dvo[n, j, c] = av[c]
-
-    _KERNELS[dtype, D] = (fwd.register(dtype, D), bwd_dq.register(dtype, D), bwd_dkv.register(dtype, D))
-    return _KERNELS[dtype, D]
+                if c < dvh:
+                    dv[n, j, c] = av[c]
+    return bwd_dkv
 
 
+# ---- launchers -----------------------------------------------------------------------------------------------
 def _bias(xp, mask, lead, L, S, dtype):
-    """(has_bias, bias (NB, Lm, S), bmap (N,)): a bool (True = attend) or float mask broadcastable to
-    (*lead, L, S), kept at its own leading blocks."""
-    N = max(int(np.prod(lead)), 1)
+    """(bias (NB, Lm, S), bmap (N,)): a bool (True = attend) or float mask broadcastable to (*lead, L, S), kept at
+    its own leading blocks; no mask: an empty bias (NB = 0), which the kernels skip, and an empty bmap."""
     if mask is None:
-        return False, xp.zeros((1, 1, 1), dtype), xp.zeros(N, np.int64)
+        return xp.zeros((0, 1, 1), dtype), xp.zeros(0, np.int64)
     m = xp.asarray(mask)
     m = xp.where(m, 0.0, -np.inf).astype(dtype) if m.dtype == np.bool_ else m.astype(dtype)
     m = m.reshape((1,) * (len(lead) + 2 - m.ndim) + m.shape)
     mlead, Lm = m.shape[:-2], m.shape[-2]
     nb = int(np.prod(mlead))
-    bmap = np.array(np.broadcast_to(np.arange(nb, dtype=np.int64).reshape(mlead), tuple(lead)).ravel())
     bias = xp.ascontiguousarray(xp.broadcast_to(m.reshape(nb, Lm, m.shape[-1]), (nb, Lm, S)))
-    return True, bias, xp.asarray(bmap)
+    return bias, xp.asarray(mask_block_map(mlead, lead))
 
 
 def _dropout_args(dropout_p):
+    """(thr, kscale) for the kernels: thr = 0 means no dropout."""
     if dropout_p <= 0:
         return 0, 1.0
-    return dropout_threshold(dropout_p), 1.0 / (1.0 - dropout_p)
+    return dropout_threshold(dropout_p), dropout_scale(dropout_p)
 
 
 def _flat(a, n_lead, dtype):
@@ -327,14 +370,14 @@ def sdpa_fwd(q, k, v, mask, is_causal, scale, valid_lens=None, dropout_p=0.0, se
     dt, nl = q.dtype, len(q.shape) - 2
     qf, kf, vf = (_flat(a, nl, dt) for a in (q, k, v))
     N = qf.shape[0]
-    has_bias, bias, bmap = _bias(xp, mask, lead, L, S, dt)
+    bias, bmap = _bias(xp, mask, lead, L, S, dt)
     klim = key_limits(lead, L, S, is_causal, valid_lens, xp)
     thr, ks = _dropout_args(dropout_p)
     o = empty((N, L, dvn), dt, qf)
     lse = empty((N, L), dt, qf)
     if N and L:
-        fwd = _kernels(dt, _head_bound(d, dvn))[0]
-        fwd[(-(-L // ROWS), N), ROWS](qf, kf, vf, bias, bmap, has_bias, klim, float(scale), thr, ks, int(seed), o, lse)
+        fwd = _fwd_kernel(dt, _head_bound(d, dvn))
+        fwd[(-(-L // ROWS), N), ROWS](qf, kf, vf, bias, bmap, klim, float(scale), thr, ks, int(seed), o, lse)
     return o.reshape(lead + (L, dvn)), lse.reshape(lead + (L,))
 
 
@@ -345,17 +388,18 @@ def sdpa_bwd(dout, q, k, v, o, lse, mask, is_causal, scale, valid_lens=None, dro
     _check_dims(d, dvn)
     dt, nl = q.dtype, len(q.shape) - 2
     qf, kf, vf, dof, of = (_flat(a, nl, dt) for a in (q, k, v, dout, o))
-    lsef = _flat(lse, nl, dt)
     N = qf.shape[0]
-    has_bias, bias, bmap = _bias(xp, mask, lead, L, S, dt)
+    bias, bmap = _bias(xp, mask, lead, L, S, dt)
     klim = key_limits(lead, L, S, is_causal, valid_lens, xp)
     thr, ks = _dropout_args(dropout_p)
-    Dv = xp.ascontiguousarray((dof.astype(np.float64) * of.astype(np.float64)).sum(axis=-1).astype(dt))
+    stats = empty((N, L, 2), dt, qf)                 # per query row: lse, and D = rowsum(dout * o) (float64 sum)
+    stats[..., 0] = _flat(lse, nl, dt)
+    stats[..., 1] = (dof.astype(np.float64) * of.astype(np.float64)).sum(axis=-1)
     dq, dk, dvv = empty(qf.shape, dt, qf), empty(kf.shape, dt, qf), empty(vf.shape, dt, qf)
-    args = (dof, qf, kf, vf, lsef, Dv, bias, bmap, has_bias, klim, float(scale), thr, ks, int(seed))
-    _, bwd_dq, bwd_dkv = _kernels(dt, _head_bound(d, dvn))
+    args = (dof, qf, kf, vf, stats, bias, bmap, klim, float(scale), thr, ks, int(seed))
+    D = _head_bound(d, dvn)
     if N and L:
-        bwd_dq[(-(-L // ROWS), N), ROWS](*args, dq)
+        _dq_kernel(dt, D)[(-(-L // ROWS), N), ROWS](*args, dq)
     if N and S:
-        bwd_dkv[(-(-S // ROWS), N), ROWS](*args, dk, dvv)
+        _dkv_kernel(dt, D)[(-(-S // ROWS), N), ROWS](*args, dk, dvv)
     return dq.reshape(q.shape), dk.reshape(k.shape), dvv.reshape(v.shape)

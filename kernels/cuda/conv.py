@@ -17,7 +17,7 @@ fp32); no atomics, so results repeat bit for bit. db is a CuPy sum.
 import numpy as np
 from numba import cuda, from_dtype
 
-from ..reference.conv import conv2d_out_size
+from ..common import conv2d_out_size
 from ._dev import SIM, contiguous, empty, xp_of
 from ._launch import kernel
 

@@ -5,7 +5,7 @@ import math
 
 from numba import cuda
 
-from ..reference.optim import flat_contiguous as _flat
+from ..common import flat_contiguous as _flat
 from ._dev import TPB_FLAT, blocks
 from ._launch import kernel
 

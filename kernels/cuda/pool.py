@@ -7,7 +7,7 @@ import math
 
 from numba import cuda, float64
 
-from ..reference.pool import pool_output_size as _out_size
+from ..common import pool_output_size
 from ._dev import TPB_FLAT, blocks, contiguous, empty
 from ._launch import kernel
 
@@ -153,7 +153,7 @@ def max_pool2d_fwd(x, kernel_size, stride, padding, ceil_mode):
     """x (N,C,H,W) on the device -> out (N,C,OH,OW) in x's dtype, argmax int32 (flat h*W+w in the plane)."""
     N, C, H, W = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-    OH, OW = _out_size(H, kh, sh, ph, ceil_mode), _out_size(W, kw, sw, pw, ceil_mode)
+    OH, OW = pool_output_size(H, kh, sh, ph, ceil_mode), pool_output_size(W, kw, sw, pw, ceil_mode)
     x3 = _planes(x)
     out = empty((N * C, OH, OW), x.dtype, x3)
     am = empty((N * C, OH, OW), "int32", x3)
@@ -176,7 +176,7 @@ def max_pool2d_bwd(dout, argmax, x_shape, kernel_size, stride, padding, ceil_mod
 def avg_pool2d_fwd(x, kernel_size, stride, padding, ceil_mode, count_include_pad):
     N, C, H, W = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-    OH, OW = _out_size(H, kh, sh, ph, ceil_mode), _out_size(W, kw, sw, pw, ceil_mode)
+    OH, OW = pool_output_size(H, kh, sh, ph, ceil_mode), pool_output_size(W, kw, sw, pw, ceil_mode)
     x3 = _planes(x)
     out = empty((N * C, OH, OW), x.dtype, x3)
     if out.size:

@@ -3,14 +3,11 @@ import math
 
 import numpy as np
 
+from ..common import GELU_C, GELU_K, GELU_X2_MAX, dropout_scale
 from .attention import dropout_keep
 
 __all__ = ["relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd", "tanh_fwd", "tanh_bwd", "gelu_fwd", "gelu_bwd",
            "dropout_fwd", "dropout_bwd"]
-
-GELU_K = math.sqrt(2.0 / math.pi)     # the tanh approximation's u = K (x + C x^3)
-GELU_C = 0.044715
-GELU_X2_MAX = 1e4                     # x^2 is clamped here in u' (see gelu_bwd)
 
 
 def relu_fwd(x):
@@ -88,10 +85,8 @@ def dropout_fwd(x, seed, p):
     NaN there). Returns (y, mask); mask (bool) is saved for backward."""
     x = np.asarray(x)
     mask = dropout_keep(seed, x.size, 1, p).reshape(x.shape)
-    scale = 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
-    return np.where(mask, x * scale, 0.0), mask
+    return np.where(mask, x * dropout_scale(p), 0.0), mask
 
 
 def dropout_bwd(dout, mask, p):
-    scale = 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
-    return np.where(mask, np.asarray(dout) * scale, 0.0)
+    return np.where(mask, np.asarray(dout) * dropout_scale(p), 0.0)

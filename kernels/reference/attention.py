@@ -13,11 +13,12 @@ It materializes the full (..., L, S) score matrix. Semantics (shared with kernel
 naive_fwd / naive_bwd are the same math in the inputs' own dtype (the baseline of FlashAttention's
 float32 criterion in the tests and the benchmark's check).
 """
-import math
-
 import numpy as np
 
+from ..common import dropout_threshold
+
 __all__ = ["sdpa_fwd", "sdpa_bwd"]
+
 
 def _mix64(x):
     """splitmix64's finalizer on a uint64 array (wrapping arithmetic)."""
@@ -28,36 +29,16 @@ def _mix64(x):
     return x ^ (x >> np.uint64(31))
 
 
-def dropout_threshold(p):
-    """The value the hash's top 24 bits must reach for a draw to be kept: ceil(p * 2^24) (0: keep all, 2^24:
-    keep none). Every backend's dropout (elementwise and in attention) takes it from here."""
-    return int(np.ceil(p * (1 << 24)))
-
-
 def dropout_keep(seed, n_rows, S, p):
     """Boolean keep-mask (n_rows, S): row r (flat index over (..., L)), key j is kept where the top 24 bits of
-    mix64(seed + r * C1 + j * C2) are >= ceil(p * 2^24). The CPU kernel computes the same bits tile by tile."""
+    mix64(seed + r * C1 + j * C2) are >= ceil(p * 2^24) (kernels.common.dropout_threshold). The CPU kernel
+    computes the same bits tile by tile, the CUDA kernels one (row, key) per call."""
     r = np.arange(n_rows, dtype=np.uint64)[:, None]
     j = np.arange(S, dtype=np.uint64)[None, :]
     with np.errstate(over="ignore"):
         x = np.uint64(seed) + r * np.uint64(0x9E3779B97F4A7C15) + j * np.uint64(0xC2B2AE3D27D4EB4F)
         h = _mix64(x) >> np.uint64(40)
     return h >= np.uint64(dropout_threshold(p))
-
-
-def key_limits(lead, L, S, is_causal, valid_lens, xp=np):
-    """klim (N, L) int64, N = prod(lead): query row i attends keys j < klim[n, i] (is_causal, valid_lens and
-    the key count folded into one limit per row). The fused kernels of both backends use it; xp is NumPy or
-    CuPy."""
-    klim = xp.full(tuple(lead) + (L,), S, dtype=np.int64)
-    if is_causal:
-        klim = xp.minimum(klim, xp.arange(1, L + 1))
-    if valid_lens is not None:
-        vl = xp.clip(xp.asarray(valid_lens).astype(np.int64), 0, S)
-        vl = vl[:, None] if vl.ndim == 1 else vl                          # (B, 1) or (B, L)
-        vl = vl.reshape((vl.shape[0],) + (1,) * (len(lead) - 1) + (vl.shape[1],))
-        klim = xp.minimum(klim, vl)
-    return xp.ascontiguousarray(klim.reshape(math.prod(lead), L))
 
 
 def attn_bias(mask, is_causal, valid_lens, lead, L, S, dtype=np.float64):

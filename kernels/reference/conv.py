@@ -3,17 +3,14 @@
 Conventions shared with kernels.cpu.conv (same names, same signatures):
   x (N, C, H, W), w (K, C // groups, kh, kw), b (K,) or None, y (N, K, Ho, Wo);
   stride (sh, sw), dilation (dh, dw), padding (top, bottom, left, right), all already validated;
-  Ho = (H + top + bottom - dh * (kh - 1) - 1) // sh + 1, likewise Wo.
+  Ho = (H + top + bottom - dh * (kh - 1) - 1) // sh + 1, likewise Wo (kernels.common.conv2d_out_size).
 Cross-correlation, as torch.nn.functional.conv2d. Forward keeps nothing: backward takes x and w again.
 """
 import numpy as np
 
+from ..common import conv2d_out_size
+
 __all__ = ["conv2d_fwd", "conv2d_bwd"]
-
-
-def conv2d_out_size(H, W, kh, kw, stride, padding, dilation):
-    (sh, sw), (pt, pb, pl, pr), (dh, dw) = stride, padding, dilation
-    return (H + pt + pb - dh * (kh - 1) - 1) // sh + 1, (W + pl + pr - dw * (kw - 1) - 1) // sw + 1
 
 
 def _tap(xp, i, j, Ho, Wo, stride, dilation):

@@ -7,13 +7,6 @@ import numpy as np
 __all__ = ["sgd_step", "adam_step", "adamw_step"]
 
 
-def flat_contiguous(a, name):
-    """The fused optimizer kernels update in place over a flat view: `a` must be contiguous (any backend)."""
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name}: the fused update needs a contiguous array")
-    return a.reshape(-1)
-
-
 def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first):
     """Coupled weight decay: d = grad + wd*param. With momentum: buf = d on the first step, else
     buf = momentum*buf + (1 - dampening)*d; the step uses buf (or d + momentum*buf with nesterov).

@@ -8,17 +8,10 @@ window clipped to the padded input (count_include_pad) or to the input itself; a
 """
 import numpy as np
 
+from ..common import pool_output_size
+
 __all__ = ["max_pool2d_fwd", "max_pool2d_bwd", "avg_pool2d_fwd", "avg_pool2d_bwd",
            "adaptive_avg_pool2d_fwd", "adaptive_avg_pool2d_bwd"]
-
-
-def pool_output_size(n, k, s, p, ceil_mode):
-    """PyTorch's pooling_output_shape (dilation 1): with ceil_mode the last window must start inside
-    the input or the left padding. May return <= 0; callers reject that."""
-    o = (n + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (o - 1) * s >= n + p:
-        o -= 1
-    return o
 
 
 def _windows(n, k, s, p, o):
