@@ -1,6 +1,9 @@
 """Numba CPU kernels: @njit(cache=True), prange over independent outputs. Nothing compiles at import; a
 compile on first use prints one line (kernels/_notice.py)."""
 from .._notice import install as _install_compile_notice
+from ._threads import passive_openmp as _passive_openmp
+
+_passive_openmp()               # before Numba's OpenMP pool starts: idle workers sleep (see _threads.py)
 from .conv import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
