@@ -8,7 +8,9 @@
   report.py     terminal tables, JSON, PNG
   activation.py embedding.py linear.py optim.py conv.py pool.py norm.py softmax.py attention.py rnn.py
                 one op family each: its checks and its cases
-  models.py     end-to-end training steps (LeNet, a small ResNet, a transformer encoder block)
+  models.py     end-to-end training steps (LeNet, a small ResNet, a causal transformer encoder block, a GRU
+                character model), timed in the op suite's process
+  steps.py      the same steps as a user runs them: each library alone in a fresh process (python -m bench steps)
   test_benchmarks.py   the same CPU cases under pytest-benchmark (engine vs PyTorch per op, pass and shape);
   conftest.py          its options (--bench-quick, --bench-numpy, ...), default columns and closing summary
 

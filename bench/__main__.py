@@ -1,8 +1,11 @@
-"""`python -m bench [all|verify|run|distributed] [options]`: check every kernel against its reference, then time it against PyTorch.
+"""`python -m bench [all|verify|run|steps|distributed] [options]`: check every kernel against its reference, then time it against PyTorch.
 
 examples:
-  python -m bench                       verify (float32 + float64), then benchmark at the standard shapes
+  python -m bench                       verify (float32 + float64), benchmark at the standard shapes, then
+                                        the training steps, each library in a process of its own
   python -m bench verify                only the kernel checks; exit status 1 if any fails
+  python -m bench steps --models lenet,gru_lm --steps 10 --runs 2
+                                        only the training steps (lenet, resnet, transformer, gru_lm)
   python -m bench distributed           all-reduce against mpi4py and a training step on 1 and 2 ranks
                                         (python -m bench distributed --help for its options)
   python -m bench run --ops conv2d,softmax --dtype float32
@@ -18,6 +21,11 @@ Threads: Numba, PyTorch and the BLAS under NumPy get the same count (--threads, 
 run one at a time. Idle OpenMP and OpenBLAS worker threads are told to sleep rather than spin, so that one
 library's idle workers do not hold the cores the next one needs (--spin keeps the libraries' defaults).
 At start-up a short probe reports how much each library slows down when run right after the others.
+
+Training steps (the last section): for each model a fresh process per library and run, alternating engine,
+PyTorch, engine, PyTorch, each started with the environment this command was started with (none of the
+settings above), at the libraries' default thread counts; each library's best median step, and
+PyTorch time / engine time.
 """
 import argparse
 import os
@@ -33,9 +41,10 @@ def parse(argv):
     what = head.split(": ", 1)[1]
     ap = argparse.ArgumentParser(prog="python -m bench", description=what[:1].upper() + what[1:],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=rest)
-    ap.add_argument("command", nargs="?", default="all", choices=["all", "verify", "run", "distributed"],
-                    help="all: verify, then benchmark (default); verify: only check the kernels against their "
-                         "references; run: only the benchmark; distributed: the scale-out benchmark (MPI)")
+    ap.add_argument("command", nargs="?", default="all", choices=["all", "verify", "run", "steps", "distributed"],
+                    help="all: verify, then benchmark, then the training steps (default); verify: only check the "
+                         "kernels against their references; run: only the benchmark; steps: only the training "
+                         "steps; distributed: the scale-out benchmark (MPI)")
     ap.add_argument("--ops", default="", help="comma-separated ops or families (default: all)")
     ap.add_argument("--quick", action="store_true", help="small shapes and few repeats")
     ap.add_argument("--gpu-set", action="store_true", help="with --device cuda: only the large GPU shapes "
@@ -52,6 +61,11 @@ def parse(argv):
     ap.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars; print each result as it comes")
     ap.add_argument("--list", action="store_true", help="list the ops and cases, then exit")
+    ap.add_argument("--models", default="", help="training steps: comma-separated models (default: all)")
+    ap.add_argument("--steps", type=int, default=None, help="training steps: steps timed per run "
+                                                            "(default 20; 3 with --quick)")
+    ap.add_argument("--runs", type=int, default=None, help="training steps: runs per library, alternating "
+                                                           "(default 2; 1 with --quick)")
     return ap.parse_args(argv)
 
 
@@ -79,6 +93,11 @@ def _env(args):
         print(f"warning: {', '.join(late)} imported before the bench set its environment", file=sys.stderr)
 
 
+def _model_names():
+    from .models import MODELS
+    return list(MODELS)
+
+
 def _devices(want):
     """(devices to benchmark, {device: why skipped})."""
     from . import core
@@ -97,13 +116,58 @@ def _devices(want):
     return out, skipped
 
 
+def _run_steps(args, user_env, progress):
+    """The training-step section: (its data, whether it failed)."""
+    from . import report, steps
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    try:
+        dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
+        data = steps.run(models, args.steps, args.runs, quick=args.quick, user_env=user_env, progress=progress,
+                         seed=args.seed, dtype=dtypes[0] if len(dtypes) == 1 else "float32")
+    except ValueError as e:
+        print(f"training steps: {e}", file=sys.stderr)
+        return None, True
+    print(report.steps_table(data), flush=True)
+    for r in steps.failed(data):
+        print(f"error in the {r['model']} step: {r['why']}\n{r.get('stderr', '')}", file=sys.stderr)
+    return data, bool(steps.failed(data))
+
+
+def _steps_only(args, user_env):
+    """`python -m bench steps`: the parent imports no library it times."""
+    from . import machine, report
+    progress = not args.no_progress and sys.stderr.isatty()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    data, bad = _run_steps(args, user_env, progress)
+    if data is None:
+        return 2
+    rc = 1 if bad else 0
+    json_path, png_path = report.out_paths(args.out, stamp, "steps_quick" if args.quick else "steps")
+    report.write_json(json_path, {"meta": {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu": data["cpu"],
+                                           "git": {"commit": machine._git("rev-parse", "HEAD")}, "argv": sys.argv,
+                                           "env": {k: os.environ.get(k) for k in ENV_KEYS if k in os.environ}},
+                                  "quick": args.quick, "steps": data, "exit_status": rc})
+    print(f"\nJSON: {json_path}")
+    if report.write_png(png_path, report.steps_png_rows(data), f"{data['cpu']} ({data['isa']}), training steps"):
+        print(f"PNG:  {png_path}")
+    print("status:", "ok" if rc == 0 else "FAILED")
+    return rc
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["distributed"]:
         from . import distributed
         return distributed.main(argv[1:])
+    user_env = dict(os.environ)            # what the training-step processes get: before _env adds anything
     args = parse(argv)
     _env(args)
+    bad_models = [m for m in args.models.split(",") if m.strip() and m.strip() not in _model_names()]
+    if bad_models:
+        print(f"--models: unknown {', '.join(bad_models)}; known: {', '.join(_model_names())}", file=sys.stderr)
+        return 2
+    if args.command == "steps":
+        return _steps_only(args, user_env)
     import warnings
     from numba.core.errors import NumbaIRAssumptionWarning
     # Numba's internal pedantic check (numba asks for a report, the kernels are fine): pages of it would bury
@@ -193,6 +257,13 @@ def main(argv=None):
         if errors:
             rc = 1
 
+    if args.command == "all" and args.device in ("cpu", "all") and (not ops or "models" in ops or any(
+            o in ops for o in _model_names())):
+        print()
+        data["steps"], bad = _run_steps(args, user_env, progress)
+        if bad:
+            rc = 1
+
     data["meta"] = machine.describe(threads)
     data["meta"]["env"] = {k: os.environ.get(k) for k in ENV_KEYS if os.environ.get(k) is not None}
     data["first_calls"] = [{"backend": k[0], "kernel": k[1], "dtypes": k[2], "seconds": v[0], "phase": v[1]}
@@ -201,10 +272,11 @@ def main(argv=None):
     json_path, png_path = report.out_paths(args.out, stamp, "quick" if args.quick else args.command)
     report.write_json(json_path, data)
     print(f"\nJSON: {json_path}")
-    if data.get("bench"):
+    if data.get("bench") or data.get("steps"):
+        png_rows = data.get("bench", {}).get("rows", []) + report.steps_png_rows(data.get("steps"))
         title = f"{data['meta']['cpu']}, {args.threads} threads, git {str(data['meta']['git']['commit'])[:10]}" \
                 f"{' (dirty)' if data['meta']['git']['dirty'] else ''}{' quick' if args.quick else ''}"
-        if report.write_png(png_path, data["bench"]["rows"], title):
+        if report.write_png(png_path, png_rows, title):
             print(f"PNG:  {png_path}")
     print("status:", "ok" if rc == 0 else "FAILED")
     return rc

@@ -91,6 +91,57 @@ def bench_table(rows, threads=None):
                                  *[f"x {p}" for p in peers], "note"], out, left=4)
 
 
+def _threads_text(threads):
+    """'numba 2 (omp), OpenMP 2, OpenBLAS 2' from a step child's thread report."""
+    parts = [f"numba {threads['numba']} ({threads.get('numba_layer')})"] if "numba" in threads else []
+    if "torch" in threads:
+        parts.append(f"torch {threads['torch']} (interop {threads.get('torch_interop')})")
+    parts += [f"{p['api']} {p['threads']}" for p in threads.get("pools", [])]
+    return ", ".join(parts)
+
+
+def steps_table(data):
+    """The training-step section: per model each library's best median step and PyTorch / engine."""
+    st = data["settings"]
+    out = []
+    for r in data["rows"]:
+        if r["status"] == "error":
+            out.append([r["model"], r["label"], "ERROR", "", "", "", r["why"][:100]])
+            continue
+        med = r["median_s"]
+        lc = r.get("loss_check")
+        note = r["why"][:100] if r["status"] != "ok" else \
+            ("" if r["env_as_given"] else "a child's environment differs from the one given")
+        out.append([r["model"], r["label"], f"{1e3 * med['engine']:.2f} ({1e3 * r['min_s']['engine']:.2f})",
+                    f"{1e3 * med['torch']:.2f} ({1e3 * r['min_s']['torch']:.2f})" if "torch" in med else "-",
+                    _fmt(r.get("ratio")), f"{lc['max_rel_diff']:.1e}" if lc else "-", note])
+    head = (f"training steps: each library alone in a fresh process, in the environment this command was started "
+            f"with; {st['warmup']} untimed steps, then the median (min) of {st['steps']} steps, ms; best median of "
+            f"{st['runs']} alternating run{'s' if st['runs'] > 1 else ''} per library\n"
+            f"x torch = PyTorch time / engine time: > 1 means the engine is faster\n"
+            f"CPU: {data['cpu']}, {data['isa']}, {data['cores']} cores")
+    ok = [r for r in data["rows"] if r.get("threads")]
+    if ok:
+        for lib, th in ok[0]["threads"].items():
+            head += f"\nthreads, {lib} process: {_threads_text(th)}"
+    given = data["env"]["given"]
+    head += "\nenvironment of the processes: " + (", ".join(f"{k}={v}" for k, v in sorted(given.items())) or
+                                                   "none of the thread or wait settings set")
+    if data["env"]["not_passed_on"]:
+        head += f" (not passed on from this process: {', '.join(sorted(data['env']['not_passed_on']))})"
+    return head + "\n" + _table(["model", "shape", "engine ms", "torch ms", "x torch", "loss rel diff", "note"],
+                                 out, left=2)
+
+
+def steps_png_rows(data):
+    """The training-step rows in bench_table's row format, for write_png's PyTorch panel."""
+    if not data:
+        return []
+    return [{"status": "ok", "op": r["model"], "pass": "step, own process", "label": r["label"], "device": "cpu",
+             "dtype": data["settings"]["dtype"], "ratio": {"torch": r["ratio"]}}
+            for r in data["rows"] if r["status"] == "ok" and r.get("ratio")]
+
+
 def limits_line(limits):
     pf = ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in limits["peak_flops"].items())
     return f"machine limits: GEMM peak {pf}; copy bandwidth {limits['bandwidth_Bps'] / 1e9:.1f} GB/s"

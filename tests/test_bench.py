@@ -50,6 +50,12 @@ def test_quick_run_verifies_times_and_writes_json_and_png(tmp_path):
     ok = {(r["op"], r["pass"]) for r in rows if r["status"] == "ok"}
     assert ("linear", "fwd") in ok and ("linear", "bwd") in ok and ("adamw_step", "step") in ok
 
+    from bench.models import MODELS                    # the training steps, each library in its own process
+    steps = data["steps"]
+    assert [r["model"] for r in steps["rows"]] == list(MODELS)
+    assert all(r["status"] == "ok" and r["median_s"]["engine"] > 0 for r in steps["rows"]), steps["rows"]
+    assert "training steps: each library alone in a fresh process" in proc.stdout
+
 
 @pytest.fixture
 def verify_relu(monkeypatch, tmp_path):
@@ -165,3 +171,65 @@ def test_bench_compare_fails_on_a_slowed_kernel(tmp_path):
     out = compared.stdout + compared.stderr
     assert compared.returncode != 0, out[-4000:]
     assert "Performance has regressed" in out and "softmax-64x100-fwd-engine" in out, out[-4000:]
+
+
+@pytest.mark.timeout(600)
+def test_steps_run_each_library_alone_in_the_environment_the_user_had(tmp_path):
+    """`python -m bench steps`: a fresh process per library and run, alternating engine, torch, engine, torch;
+    each gets the environment the command was started with: not the op suite's OMP_WAIT_POLICY, but the user's
+    own OPENBLAS_THREAD_TIMEOUT (a value the suite would not set)."""
+    import importlib.util
+    from bench import steps
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    env["OPENBLAS_THREAD_TIMEOUT"] = "2"
+    proc = subprocess.run([sys.executable, "-m", "bench", "steps", "--quick", "--models", "gru_lm", "--steps", "3",
+                           "--runs", "2", "--no-progress", "--out", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=550)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    js = list(tmp_path.glob("bench_steps_quick_*.json"))
+    assert len(js) == 1 and str(js[0]) in proc.stdout, out[-3000:]
+    data = json.loads(js[0].read_text())
+    assert data["meta"]["env"]["OMP_WAIT_POLICY"] == "PASSIVE"          # the parent did set it for itself...
+    st = data["steps"]
+    assert st["env"]["not_passed_on"] == {"OMP_WAIT_POLICY": "PASSIVE"}  # ...and passed on nothing of it
+    assert st["cpu"] and st["isa"] and "x torch" in proc.stdout
+    libs = ["engine", "torch"] if importlib.util.find_spec("torch") else ["engine"]
+    assert st["libs"] == libs
+    (row,) = st["rows"]
+    assert row["model"] == "gru_lm" and row["status"] == "ok", row
+    children = sorted((r for lib in libs for r in row["runs"][lib]), key=lambda r: r["started"])
+    assert [r["lib"] for r in children] == libs * 2                     # alternating, in that order
+    assert len({r["pid"] for r in children}) == len(children)           # a fresh process each
+    for r in children:
+        assert "OMP_WAIT_POLICY" not in r["env"] and r["env"]["OPENBLAS_THREAD_TIMEOUT"] == "2", r["env"]
+        assert r["env_as_given"] and r["steps"] == 3 and len(r["times_s"]) == 3
+        assert 0 < r["min_s"] <= r["median_s"] and np.isfinite(r["last_loss"])
+        other = {"engine": "torch", "torch": "numba"}[r["lib"]]
+        assert not r["imported"][other], r["imported"]                  # the library alone in its process
+    for lib in libs:
+        assert row["median_s"][lib] == min(r["median_s"] for r in row["runs"][lib])
+    if "torch" in libs:
+        assert row["ratio"] == pytest.approx(row["median_s"]["torch"] / row["median_s"]["engine"]) and row["ratio"] > 0
+        lc = row["loss_check"]
+        assert lc["engine"] == row["runs"]["engine"][0]["losses"] and len(lc["torch"]) == 2
+        assert lc["max_rel_diff"] <= steps.LOSS_TOL["float32"], lc
+        assert row["threads"]["torch"]["torch"] >= 1
+    assert row["threads"]["engine"]["numba"] >= 1
+
+
+def test_steps_fail_when_the_two_models_disagree_and_reject_unknown_models():
+    from bench import steps
+    run = lambda lib, med, losses: {"status": "ok", "lib": lib, "median_s": med, "min_s": med, "losses": losses,
+                                    "threads": {}, "target": {}, "env_as_given": True}
+    good = {"engine": [run("engine", 2.0, [2.3, 2.2]), run("engine", 1.0, [2.3, 2.2])],
+            "torch": [run("torch", 3.0, [2.3, 2.2]), run("torch", 4.0, [2.3, 2.2])]}
+    row = steps._model_row("m", "shape", {}, good, 1e-3)
+    assert row["status"] == "ok" and row["ratio"] == 3.0               # best median each: 3.0 / 1.0
+    bad = dict(good, torch=[run("torch", 3.0, [2.3, 2.3]), run("torch", 4.0, [2.3, 2.3])])
+    row = steps._model_row("m", "shape", {}, bad, 1e-3)
+    assert row["status"] == "FAIL" and "losses differ" in row["why"]
+    proc = subprocess.run([sys.executable, "-m", "bench", "steps", "--models", "lenet,nope"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown nope" in proc.stderr and "gru_lm" in proc.stderr
