@@ -1,10 +1,12 @@
 """Train one of the book's models: `python -m engine.train <model> [--device cpu] [--epochs N] [--lr LR]`.
 
-`python -m engine.train --list` names them. Each run prints a progress bar with the running loss, a
-per-epoch line with the time left, and a summary; it writes `<out>/<model>.json` (config, curves, summary,
-time) first, then `<out>/<model>.png` (the curves, titled with the model, its data, the settings and the
-final metrics) and any figure the model makes (heat maps, paths). Ctrl-C stops the run and still writes
-what it has (the JSON then says "interrupted"); a figure that fails to draw costs only that figure.
+`python -m engine.train --list` names them; each runs on "cpu" or "cuda" (--device): the model and the data
+move to the device once, and the losses stay there, read back once per epoch (the progress bar's running
+loss every 50 steps). Each run prints a progress bar with the running loss, a per-epoch line with the time
+left, and a summary; it writes `<out>/<model>.json` (config, curves, summary, time) first, then
+`<out>/<model>.png` (the curves, titled with the model, its data, the settings and the final metrics) and
+any figure the model makes (heat maps, paths). Ctrl-C stops the run and still writes what it has (the JSON
+then says "interrupted"); a figure that fails to draw costs only that figure.
 """
 import argparse
 import json
@@ -156,9 +158,10 @@ def main(argv=None):
         device = check_device(a.device)
     except (RuntimeError, ValueError) as e:
         p.error(str(e))
-    if device not in exp.devices:
-        on_cuda = [n for n in models.names() if "cuda" in models.get(n).devices]
-        p.error(f"--device: {a.model} runs on the CPU only for now; these run on {device}: {', '.join(on_cuda)}")
+    if device not in exp.devices:                    # every bundled experiment runs on both; one registered
+        on_device = [n for n in models.names() if device in models.get(n).devices]     # elsewhere may not
+        p.error(f"--device: {a.model} runs on {' and '.join(exp.devices)} only; these run on {device}: "
+                f"{', '.join(on_device)}")
     cfg = models.Config(exp.defaults)
     for k in ("epochs", "lr", "batch_size"):
         if getattr(a, k) is not None:
@@ -173,7 +176,7 @@ def main(argv=None):
             cfg[k] = models.parse_setting(k, v, exp.defaults.get(k, cfg[k]))
         except ValueError as e:
             p.error(str(e))
-    cfg.update(device=a.device, seed=a.seed)
+    cfg.update(device=device, seed=a.seed)
     rank = _init_data_parallel(p, a, exp, cfg, device, models)
     import engine
     engine.manual_seed(a.seed)
@@ -185,6 +188,7 @@ def main(argv=None):
             return 0
     except KeyboardInterrupt:
         run.close()
+        run.flush()                                   # epochs logged but not yet read back from the device
         interrupted = True
         summary = {k: v[-1] for k, v in run.curves.items() if v}
         print(f"\ninterrupted after {run.seconds:.1f} s: writing what the run has "

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from ..backend import device_of, to_device
 from ..tensor import Tensor, default_generator
 from .sampler import DistributedSampler
 
@@ -39,13 +40,24 @@ def train_test_split(*arrays, test_fraction=0.2, seed=0):
     return out
 
 
+def _array(a):
+    """A Tensor's array, a device array as it is, anything else through np.asarray (host data)."""
+    if isinstance(a, Tensor):
+        return a._data
+    if isinstance(a, np.ndarray) or hasattr(a, "__cuda_array_interface__"):
+        return a
+    return np.asarray(a)
+
+
 class DataLoader:
     """Minibatches of aligned arrays as Tensors: `for x, y in DataLoader((X, Y), batch_size=64, shuffle=True)`.
     `sampler` (e.g. a DistributedSampler; exclusive with shuffle) gives the row order: an iterable of row
-    indices with a length, batched in the order it yields them."""
+    indices with a length, batched in the order it yields them. Arrays (or Tensors) on "cuda" give batches
+    on "cuda", cut there: the row order is drawn on the host, as on the CPU, and copied to the device once
+    per epoch."""
 
     def __init__(self, arrays, batch_size=1, shuffle=False, drop_last=False, generator=None, sampler=None):
-        self.arrays = [a._data if isinstance(a, Tensor) else np.asarray(a) for a in arrays]
+        self.arrays = [_array(a) for a in arrays]
         n = len(self.arrays[0])
         for i, a in enumerate(self.arrays):
             if len(a) != n:
@@ -69,9 +81,10 @@ class DataLoader:
             order = self._sampled(n)
         else:
             order = (self.generator or default_generator()).permutation(n) if self.shuffle else np.arange(n)
+        orders = {d: order if d == "cpu" else to_device(order, d) for d in {device_of(a) for a in self.arrays}}
         for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield tuple(Tensor(a[idx]) for a in self.arrays)
+            cut = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            yield tuple(Tensor(a[orders[device_of(a)][cut]]) for a in self.arrays)
 
     def _sampled(self, n):
         get = getattr(self.sampler, "indices", None)

@@ -4,6 +4,11 @@ An experiment is a function `fn(cfg, run) -> dict` registered with `@experiment(
 `cfg` holds the command line (epochs, lr, batch_size, device, seed, and the defaults); `run` is a
 `Run`: it shows progress, records per-epoch curves, and collects figures. The returned dict is the
 summary (final metrics) that the runner prints and writes to JSON.
+
+Every experiment runs on cfg.device ("cpu" or "cuda"): data made on the host (NumPy) moves to the device
+once, and values the training loop produces (losses, hits, perplexity sums) stay there, summed by `Mean`;
+they are read back once per epoch, or every `Run.every` steps for the progress bar, never each step, so a GPU
+step never waits for the host.
 """
 import ast
 import importlib
@@ -12,10 +17,11 @@ from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
-__all__ = ["experiment", "REGISTRY", "Config", "Run", "get", "names", "parse_setting"]
+__all__ = ["experiment", "REGISTRY", "Config", "Run", "Mean", "get", "names", "parse_setting", "host_values",
+           "on_device"]
 
 REGISTRY = {}
-_MODULES = ["regression", "classification", "language", "attention", "optimization", "information"]
+_MODULES = ["regression", "classification", "language", "attention", "optimization"]
 
 
 @dataclass
@@ -24,11 +30,11 @@ class Experiment:
     fn: object
     description: str
     defaults: dict = field(default_factory=dict)
-    devices: tuple = ("cpu",)          # where it runs (`python -m engine.train <name> --device cuda`)
+    devices: tuple = ("cpu", "cuda")   # where it runs (`python -m engine.train <name> --device cuda`)
     data_parallel: bool = False        # trains data-parallel under mpiexec (engine.distributed)
 
 
-def experiment(name, description, devices=("cpu",), data_parallel=False, **defaults):
+def experiment(name, description, devices=("cpu", "cuda"), data_parallel=False, **defaults):
     """Register `fn(cfg, run)` under `name`; `defaults` are its hyper-parameters (epochs, lr, ...); `devices`
     where it can run (cfg.device says which); `data_parallel` whether it trains data-parallel when launched
     with several ranks (`mpiexec -n 4 python -m mpi4py -m engine.train <name>`)."""
@@ -39,12 +45,8 @@ def experiment(name, description, devices=("cpu",), data_parallel=False, **defau
 
 
 def _load_all():
-    for m in _MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{m}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{m}":
-                raise
+    for m in _MODULES:                # an import error in an experiment module surfaces, as any other would
+        importlib.import_module(f"{__name__}.{m}")
 
 
 def names():
@@ -141,6 +143,47 @@ def parse_setting(key, text, default):
     return _scalar(text, value, default, what)
 
 
+def on_device(arrays, device):
+    """Host arrays (NumPy) as Tensors on `device`, each keeping its dtype: one copy each, made once."""
+    import engine
+    return [engine.tensor(a, dtype=a.dtype, device=device) for a in arrays]
+
+
+def host_values(values):
+    """0-d Tensors (losses, sums; all on one device) as Python floats, read back in one copy."""
+    import engine
+    values = list(values)
+    if not values:
+        return []
+    with engine.no_grad():
+        return engine.stack([v.detach().reshape(()).double() for v in values]).tolist()
+
+
+class Mean:
+    """A running mean whose sum stays on the values' device, in float64, with no host read until `value()`
+    (one read). `add_mean(mean, count)` adds a 0-d Tensor that is the mean of `count` items (a minibatch's
+    loss); `add_sum(total, count)` one that is their sum (a batch's hit count). `total` is the sum so far, a
+    0-d Tensor (None before the first add)."""
+
+    def __init__(self):
+        self.total, self.count = None, 0
+
+    def add_sum(self, total, count):
+        import engine
+        with engine.no_grad():
+            t = total.detach().double()
+            self.total = t if self.total is None else self.total + t
+        self.count += count
+
+    def add_mean(self, mean, count):
+        import engine
+        with engine.no_grad():
+            self.add_sum(mean.detach().double() * count, count)
+
+    def value(self):
+        return self.total.item() / self.count if self.count else float("nan")
+
+
 def _duration(s):
     return f"{s:.0f} s" if s < 60 else f"{int(s // 60)} min {int(s % 60):02d} s"
 
@@ -150,7 +193,10 @@ class Run:
 
     Each logged epoch prints its metrics with the time the current training loop has taken and an
     estimate of the time it has left (cfg.epochs minus the epoch, at the mean epoch time so far); a
-    loop is counted anew when the epoch number starts again (an experiment that trains several models)."""
+    loop is counted anew when the epoch number starts again (an experiment that trains several models).
+    Reading a value on "cuda" makes the host wait for the GPU, so the progress bar reads its running metrics
+    every `every` steps only (never when quiet), and `log_later` queues epochs whose metrics are device
+    values, to be read `every` epochs at a time in one copy."""
 
     def __init__(self, name, cfg, quiet=False):
         self.name, self.cfg, self.quiet = name, cfg, quiet
@@ -162,12 +208,15 @@ class Run:
         self.left_s = None        # estimated seconds left in the current training loop
         self._bar = None
         self._mark = self._loop_start = self.started
+        self._steps = 0           # calls of running() since the progress bar opened
+        self._queued = []         # (epoch, {metric: 0-d Tensor}) waiting for log_later's read
 
     def progress(self, iterable, desc="", total=None):
         """Wrap an iterable in a progress bar (silent when quiet); its label carries the time left."""
         if self.left_s:
             desc = f"{desc} (~{_duration(self.left_s)} left)" if desc else f"~{_duration(self.left_s)} left"
         self._bar = tqdm(iterable, desc=desc, total=total, disable=self.quiet, leave=False, dynamic_ncols=True)
+        self._steps = 0
         return self._bar
 
     def close(self):
@@ -176,10 +225,33 @@ class Run:
             self._bar.close()
             self._bar = None
 
+    every = 50                    # steps between reads of running metrics; epochs per log_later read
+
     def running(self, **metrics):
-        """Show running metrics (e.g. loss) on the current progress bar."""
-        if self._bar is not None and not self.quiet:
-            self._bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
+        """Show running metrics on the current progress bar: numbers, or callables that give them (a `Mean`'s
+        value: a host read on "cuda"). Callables are called on the first and every `every`-th call only, and
+        never when the run is quiet."""
+        if self._bar is None or self.quiet:
+            return
+        self._steps += 1
+        if (self._steps - 1) % self.every and any(callable(v) for v in metrics.values()):
+            return
+        values = {k: v() if callable(v) else v for k, v in metrics.items()}
+        self._bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+
+    def log_later(self, epoch, **metrics):
+        """`log(epoch, **metrics)` for metrics that are 0-d Tensors on the device, without a host read now: the
+        queued epochs are read back in one copy and logged once `every` have piled up, or at `flush()`."""
+        self._queued.append((epoch, metrics))
+        if len(self._queued) >= self.every:
+            self.flush()
+
+    def flush(self):
+        """Read back and log the epochs that log_later queued (one host read)."""
+        queued, self._queued = self._queued, []
+        values = iter(host_values([v for _, m in queued for v in m.values()]))
+        for epoch, m in queued:
+            self.log(epoch, **{k: next(values) for k in m})
 
     def _timing(self, epoch):
         """(seconds of the current loop, estimated seconds left or None) after logging `epoch`."""

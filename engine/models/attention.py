@@ -1,7 +1,8 @@
 """Attention experiments (D2L ch. 11): Nadaraya–Watson kernel regression, additive and scaled dot-product
 attention with valid_lens, and multi-head attention, with their weights drawn as heat maps.
 
-The transformer language model lives in `language.py`.
+The transformer language model lives in `language.py`. The kernel regressions (no parameters) are NumPy on the
+host; what trains or runs attention modules does so on cfg.device.
 """
 import numpy as np
 
@@ -9,7 +10,7 @@ import engine
 import engine.functional as F
 from engine import nn, optim
 
-from . import experiment
+from . import experiment, on_device
 
 KERNELS = {
     "gaussian": lambda d: np.exp(-d ** 2 / 2),
@@ -53,9 +54,9 @@ def heatmaps(mats, titles, xlabel="keys", ylabel="queries"):
 
 
 @experiment("nadaraya-watson", "Nadaraya–Watson regression: gaussian, boxcar, epanechnikov kernels; a learned width",
-            epochs=50, lr=0.5)
+            epochs=50, lr=0.5, n_train=40)
 def nadaraya_watson_experiment(cfg, run):
-    x_train, y_train, x_val, y_val = nw_data(seed=cfg.seed)
+    x_train, y_train, x_val, y_val = nw_data(cfg.n_train, seed=cfg.seed)
     summary, mats = {}, []
     for k in KERNELS:
         pred, alpha = nadaraya_watson(x_train, y_train, x_val, k)
@@ -65,10 +66,10 @@ def nadaraya_watson_experiment(cfg, run):
     summary["mean_predictor_val_mse"] = float(np.mean((y_train.mean() - y_val) ** 2))
     # Parametric version: a learnable width w in the Gaussian kernel exp(-((q - x) w)^2 / 2), trained by SGD on
     # leave-one-out predictions of the training points.
-    w = engine.tensor([1.0], dtype=np.float64, requires_grad=True)
+    # An epoch is one step here: the losses stay on the device, read back `run.every` epochs at a time.
+    w = engine.tensor([1.0], dtype=np.float64, device=cfg.device, requires_grad=True)
     opt = optim.SGD([w], lr=cfg.lr)
-    xt, yt = engine.tensor(x_train, dtype=np.float64), engine.tensor(y_train, dtype=np.float64)
-    eye = engine.tensor(np.eye(len(x_train)) * 1e9, dtype=np.float64)
+    xt, yt, eye = on_device((x_train, y_train, np.eye(len(x_train)) * 1e9), cfg.device)
     for epoch in run.progress(range(cfg.epochs), desc="learned width"):
         d = (xt.reshape(-1, 1) - xt.reshape(1, -1)) * w
         alpha = F.softmax(-(d * d) / 2 - eye, dim=1)              # leave-one-out: a point does not see itself
@@ -76,7 +77,8 @@ def nadaraya_watson_experiment(cfg, run):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        run.log(epoch + 1, train_loss=loss.item())
+        run.log_later(epoch + 1, train_loss=loss.detach())
+    run.flush()
     width = 1.0 / abs(w.item())
     pred, alpha = nadaraya_watson(x_train, y_train, x_val, "gaussian", width)
     summary["learned_width"] = width
@@ -108,17 +110,16 @@ def _plot_fit(x_train, y_train, x_val, y_val, width):
 def attention_scoring(cfg, run):
     rng = np.random.default_rng(cfg.seed)
     B, Q, K, d = 2, 4, 10, 8
-    queries = engine.tensor(rng.standard_normal((B, Q, d)), dtype=engine.float32)
-    keys = engine.tensor(rng.standard_normal((B, K, d)), dtype=engine.float32)
-    values = engine.tensor(np.tile(np.arange(40, dtype=np.float32).reshape(1, K, 4), (B, 1, 1)))
-    valid_lens = engine.tensor([2, 6])
-    additive = nn.AdditiveAttention(num_hiddens=8, query_size=d, key_size=d)
+    queries, keys, values, valid_lens = on_device((
+        rng.standard_normal((B, Q, d)).astype(np.float32), rng.standard_normal((B, K, d)).astype(np.float32),
+        np.tile(np.arange(40, dtype=np.float32).reshape(1, K, 4), (B, 1, 1)), np.array([2, 6])), cfg.device)
+    additive = nn.AdditiveAttention(num_hiddens=8, query_size=d, key_size=d).to(cfg.device)
     additive.eval()
     out_add = additive(queries, keys, values, valid_lens)
     dot = nn.DotProductAttention(need_weights=True)
     out_dot = dot(queries, keys, values, valid_lens)
     fused = nn.DotProductAttention()(queries, keys, values, valid_lens)     # the fused kernel: same output
-    mha = nn.MultiHeadAttention(num_hiddens=d, num_heads=2, need_weights=True)
+    mha = nn.MultiHeadAttention(num_hiddens=d, num_heads=2, need_weights=True).to(cfg.device)
     out_mha = mha(queries, keys, keys, valid_lens)
     w_add, w_dot = additive.attention_weights.numpy(), dot.attention_weights.numpy()
     summary = {

@@ -10,10 +10,10 @@ import engine.functional as F
 from engine import nn, optim
 from engine.datasets import DataLoader, DistributedSampler, load_digits, train_test_split
 
-from . import experiment
+from . import Mean, experiment, host_values, on_device
 
-# every experiment here trains through train_classifier, which runs on cfg.device and data-parallel under mpiexec
-classifier = functools.partial(experiment, devices=("cpu", "cuda"), data_parallel=True)
+# every experiment here trains through train_classifier, which runs data-parallel under mpiexec
+classifier = functools.partial(experiment, data_parallel=True)
 
 
 def digits(size=8, seed=0):
@@ -30,21 +30,25 @@ def digits(size=8, seed=0):
 
 
 def evaluate(model, x, y, batch_size=512):
-    """(mean cross-entropy, accuracy) in eval mode; x, y arrays or Tensors (on the model's device)."""
+    """(mean cross-entropy, accuracy) in eval mode; x, y arrays or Tensors (on the model's device). The sums
+    stay on the device; both are read back at the end, in one copy."""
     model.eval()
-    losses, hits = [], 0
+    loss, hits = Mean(), Mean()
     with engine.no_grad():
         for xb, yb in DataLoader((x, y), batch_size=batch_size):
             logits = model(xb)
-            losses.append(F.cross_entropy(logits, yb, reduction="sum").item())
-            hits += int((logits.numpy().argmax(axis=1) == yb.numpy()).sum())
+            loss.add_sum(F.cross_entropy(logits, yb, reduction="sum"), len(yb))
+            hits.add_sum((logits.argmax(dim=1) == yb).sum(), len(yb))
     model.train()
-    return sum(losses) / y.shape[0], hits / y.shape[0]
+    loss_sum, hit_sum = host_values([loss.total, hits.total])
+    return loss_sum / loss.count, hit_sum / hits.count
 
 
 def train_classifier(model, data, cfg, run, opt=None, prefix=""):
     """Minibatch training with cross-entropy on cfg.device ("cpu" by default; on "cuda" the model and the
-    data move there once, and batches are cut on the device); logs train/val loss and accuracy each epoch.
+    data move there once, and batches are cut on the device); logs train/val loss and accuracy each epoch. The
+    running loss stays on the device: the progress bar reads it every `run.every` steps, nothing else does
+    before the epoch's evaluation.
     In a process group of several ranks (engine.distributed) it trains data-parallel with the same global
     batch: each rank takes its share of every epoch (DistributedSampler), gradients are averaged by
     DistributedDataParallel and batch norm uses the whole batch's statistics (SyncBatchNorm)."""
@@ -52,7 +56,7 @@ def train_classifier(model, data, cfg, run, opt=None, prefix=""):
     device = cfg.get("device", "cpu")
     if device != "cpu":
         model.to(device)
-        data = [engine.tensor(a, dtype=a.dtype, device=device) for a in data]
+        data = on_device(data, device)
     x_train, x_val, y_train, y_val = data
     net, sampler, batch = model, None, cfg.batch_size
     if dist.is_initialized() and dist.get_world_size() > 1:
@@ -68,12 +72,14 @@ def train_classifier(model, data, cfg, run, opt=None, prefix=""):
             batches = DataLoader((x_train, y_train), batch_size=batch, sampler=sampler)
         else:
             batches = DataLoader((x_train, y_train), batch_size=batch, shuffle=True)
+        running = Mean()
         for xb, yb in run.progress(batches, desc=f"{prefix}epoch {epoch + 1}"):
             loss = F.cross_entropy(net(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            run.running(loss=loss.item())
+            running.add_mean(loss, len(yb))
+            run.running(loss=running.value)
         tl, ta = evaluate(model, x_train, y_train)
         vl, va = evaluate(model, x_val, y_val)
         run.log(epoch + 1, **{f"train_loss{prefix}": tl, f"val_loss{prefix}": vl,
@@ -102,20 +108,20 @@ def mlp(dropout=0.0, hidden=256):
     return nn.Sequential(*layers, nn.Linear(hidden, 10))
 
 
-@classifier("mlp", "two-hidden-layer MLP (ReLU) on the digits", epochs=30, lr=0.1, batch_size=64)
+@classifier("mlp", "two-hidden-layer MLP (ReLU) on the digits", epochs=30, lr=0.1, batch_size=64, hidden=256)
 def mlp_experiment(cfg, run):
-    return train_classifier(mlp(), digits(seed=cfg.seed), cfg, run)
+    return train_classifier(mlp(hidden=cfg.hidden), digits(seed=cfg.seed), cfg, run)
 
 
 @classifier("mlp-dropout", "the same MLP without and with dropout 0.5: the train/validation gap", epochs=60, lr=0.1,
-            batch_size=64, dropout=0.5, train_size=300)
+            batch_size=64, dropout=0.5, train_size=300, hidden=256)
 def mlp_dropout(cfg, run):
     x_train, x_val, y_train, y_val = digits(seed=cfg.seed)
     data = (x_train[:cfg.train_size], x_val, y_train[:cfg.train_size], y_val)     # small data: over-fitting shows
     summary = {}
     for label, p in (("plain", 0.0), ("dropout", cfg.dropout)):
         engine.manual_seed(cfg.seed)
-        r = train_classifier(mlp(p), data, cfg, run, prefix=f"_{label}")
+        r = train_classifier(mlp(p, cfg.hidden), data, cfg, run, prefix=f"_{label}")
         summary.update({f"{label}_{k}": v for k, v in r.items()})
         summary[f"{label}_gap"] = r["train_acc"] - r["val_acc"]
         # the loss gap is the steadier measure: on 300 images the accuracy gap moves by a few images per seed

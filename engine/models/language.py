@@ -5,6 +5,10 @@ character, a vocabulary of 28 tokens (space, '<unk>', a-z). The dataset is every
 of the corpus (inputs its first 32 tokens, targets its last 32), the first 10,000 windows for training and
 the next 5,000 for validation. Perplexity is exp(mean cross entropy per predicted character), over all
 32 positions of every validation window.
+
+Every model trains and is scored on the data's device (`TimeMachine(..., device="cuda")`: the windows move
+there once). The losses, the perplexity sums, the gradient clipping and greedy sampling stay on the device;
+the training loop reads back once per epoch (and every `Run.every` steps for the progress bar).
 """
 import collections
 import contextlib
@@ -16,12 +20,13 @@ import numpy as np
 import engine
 import engine.functional as F
 from engine import nn, optim
+from engine.backend import array_module, check_device, check_values, device_of, to_device
 from engine.datasets import DataLoader, load_time_machine
 from engine.nn.attention import PositionalEncoding, TransformerEncoderBlock
 from engine.nn.rnn import GRU, RNN
 from engine.nn.utils import clip_grad_norm_
 
-from . import experiment
+from . import Mean, experiment
 
 __all__ = ["preprocess", "tokenize", "Vocab", "build_corpus", "TimeMachine", "NGram", "RNNLM", "TransformerLM",
            "perplexity", "cosine_schedule", "one_blas_thread", "fit_lm", "predict"]
@@ -78,9 +83,11 @@ def build_corpus(raw_text, vocab=None):
 
 class TimeMachine:
     """The book's TimeMachine data: X[i] = corpus[i:i+num_steps], Y[i] = corpus[i+1:i+num_steps+1] for the
-    first num_train windows (training) and the next num_val (validation). `text` replaces the novel."""
+    first num_train windows (training) and the next num_val (validation). `text` replaces the novel.
+    X, Y and the corpus are NumPy arrays; `split` and the loaders give the windows on `device`, where they
+    are copied once."""
 
-    def __init__(self, batch_size=1024, num_steps=32, num_train=10000, num_val=5000, text=None):
+    def __init__(self, batch_size=1024, num_steps=32, num_train=10000, num_val=5000, text=None, device="cpu"):
         self.batch_size, self.num_steps, self.num_train, self.num_val = batch_size, num_steps, num_train, num_val
         self.corpus, self.vocab = build_corpus(load_time_machine() if text is None else text)
         n = len(self.corpus) - num_steps
@@ -88,10 +95,14 @@ class TimeMachine:
             raise ValueError(f"num_train + num_val: the corpus has only {n} windows of {num_steps + 1} tokens")
         windows = np.lib.stride_tricks.sliding_window_view(self.corpus, num_steps + 1)[:num_train + num_val]
         self.X, self.Y = np.ascontiguousarray(windows[:, :-1]), np.ascontiguousarray(windows[:, 1:])
+        self.device = check_device(device)
+        self._on_device = tuple(to_device(a, self.device) for a in (self.X, self.Y))
 
     def split(self, train):
+        """(X, Y) of the training (or validation) windows, arrays on the data's device."""
         s = slice(0, self.num_train) if train else slice(self.num_train, self.num_train + self.num_val)
-        return self.X[s], self.Y[s]
+        X, Y = self._on_device
+        return X[s], Y[s]
 
     def get_dataloader(self, train):
         return DataLoader(self.split(train), batch_size=self.batch_size, shuffle=train)
@@ -112,35 +123,58 @@ class TimeMachine:
 # ---- n-grams ----------------------------------------------------------------------------------------------
 class NGram:
     """An n-gram model with Laplace (add-one) smoothing: P(c | ctx) = (count(ctx, c) + 1) / (count(ctx) + V),
-    ctx the n-1 previous tokens. With no counts it is the uniform model (perplexity V)."""
+    ctx the n-1 previous tokens. With no counts it is the uniform model (perplexity V). The counts live on
+    `device`; token ids given on the host are copied there."""
 
-    def __init__(self, n, vocab_size):
+    def __init__(self, n, vocab_size, device="cpu"):
         if n < 1:
             raise ValueError(f"n: must be at least 1, got {n}")
         self.n, self.V = n, vocab_size
-        self.counts = np.zeros((vocab_size,) * n, dtype=np.int64)
+        self.counts = to_device(np.zeros((vocab_size,) * n, dtype=np.int64), check_device(device))
+
+    def _grams(self, ids):
+        """Each n-gram of `ids` (on the counts' device) as one index into the flattened counts."""
+        ids = ids if hasattr(ids, "__cuda_array_interface__") or isinstance(ids, np.ndarray) else np.asarray(ids)
+        if ids.ndim != 1 or ids.dtype.kind not in "iu":
+            raise ValueError(f"ids: expected a 1-d array of token indices, got {ids.ndim} dims of {ids.dtype}")
+        ids = to_device(ids, device_of(self.counts))
+        m = len(ids) - self.n + 1
+        if m < 1:
+            raise ValueError(f"ids: need at least n = {self.n} tokens, got {len(ids)}")
+        check_values(((ids < 0) | (ids >= self.V)).any(),
+                     lambda: f"ids: token indices must lie in [0, {self.V}), got {int(ids.min())}..{int(ids.max())}")
+        flat = ids[:m].astype(np.int64)
+        for i in range(1, self.n):
+            flat = flat * self.V + ids[i:m + i]
+        return flat
 
     def fit(self, ids):
-        ids = np.asarray(ids)
-        grams = np.lib.stride_tricks.sliding_window_view(ids, self.n)
-        np.add.at(self.counts, tuple(grams.T), 1)
+        flat = self._grams(ids)
+        xp = array_module(flat)
+        self.counts = self.counts + xp.bincount(flat, minlength=self.V ** self.n).reshape(self.counts.shape)
         return self
 
     def log_probs(self):
-        """log P(c | ctx) as an array of shape (V,) * n: the last axis is c."""
+        """log P(c | ctx) as an array of shape (V,) * n (on the counts' device): the last axis is c."""
+        xp = array_module(self.counts)
         c = self.counts + 1.0
-        return np.log(c) - np.log(c.sum(axis=-1, keepdims=True))
+        return xp.log(c) - xp.log(c.sum(axis=-1, keepdims=True))
 
     def perplexity(self, ids):
-        """exp(mean -log P) over every token of `ids` that has n-1 tokens before it."""
-        grams = np.lib.stride_tricks.sliding_window_view(np.asarray(ids), self.n)
-        return float(np.exp(-self.log_probs()[tuple(grams.T)].mean()))
+        """exp(mean -log P) over every token of `ids` that has n-1 tokens before it (one host read)."""
+        xp = array_module(self.counts)
+        return float(xp.exp(-self.log_probs().reshape(-1)[self._grams(ids)].mean()).item())
 
 
 # ---- neural models ----------------------------------------------------------------------------------------
 def one_hot(X, num_classes, dtype=np.float32):
-    """(B, T) integer Tensor -> (T, B, num_classes) float Tensor (time-major, as the RNNs take it)."""
-    return engine.Tensor(np.eye(num_classes, dtype=dtype)[np.asarray(X.numpy()).T])
+    """(B, T) integer Tensor -> (T, B, num_classes) float Tensor (time-major, as the RNNs take it), made on
+    X's device. Indices outside [0, num_classes) raise ValueError (on "cuda" at the next host read)."""
+    a = X._data.T
+    xp = array_module(a)
+    check_values(((a < 0) | (a >= num_classes)).any(),
+                 lambda: f"X: token indices must lie in [0, {num_classes}), got {int(a.min())}..{int(a.max())}")
+    return engine.Tensor((a[..., None] == xp.arange(num_classes, dtype=a.dtype)).astype(dtype))
 
 
 class RNNLM(nn.Module):
@@ -157,14 +191,16 @@ class RNNLM(nn.Module):
         return self.linear(out).swapaxes(0, 1), state
 
     def predict(self, prefix, num_preds, vocab):
-        """Warm the state up on `prefix`, then append num_preds greedy (argmax) characters."""
-        ids = vocab[list(prefix)]
+        """Warm the state up on `prefix`, then append num_preds greedy (argmax) characters. The characters stay
+        on the model's device until the end (one host read)."""
+        ids = [engine.tensor([vocab[list(prefix)]], device=self.linear.weight.device)]
         with engine.no_grad():
-            logits, state = self(engine.tensor([ids]))
-            for _ in range(num_preds):
-                ids.append(int(logits.numpy()[0, -1].argmax()))
-                logits, state = self(engine.tensor([[ids[-1]]]), state)
-        return "".join(vocab.to_tokens(ids))
+            logits, state = self(ids[0])
+            for i in range(num_preds):
+                ids.append(logits[:, -1].argmax(dim=-1, keepdim=True))
+                if i + 1 < num_preds:
+                    logits, state = self(ids[-1], state)
+        return "".join(vocab.to_tokens(engine.cat(ids, dim=1).tolist()[0]))
 
 
 class TransformerLM(nn.Module):
@@ -191,14 +227,15 @@ class TransformerLM(nn.Module):
         return self.linear(h), None
 
     def predict(self, prefix, num_preds, vocab, context=None):
-        """Greedy continuation; each step re-reads the last `context` tokens (default: all, up to max_len)."""
-        ids = vocab[list(prefix)]
+        """Greedy continuation; each step re-reads the last `context` tokens (default: all, up to max_len). The
+        tokens stay on the model's device until the end (one host read)."""
+        ids = engine.tensor([vocab[list(prefix)]], device=self.linear.weight.device)
         context = context or self.max_len
         with engine.no_grad():
             for _ in range(num_preds):
-                logits, _ = self(engine.tensor([ids[-context:]]))
-                ids.append(int(logits.numpy()[0, -1].argmax()))
-        return "".join(vocab.to_tokens(ids))
+                logits, _ = self(ids[:, -context:])
+                ids = engine.cat([ids, logits[:, -1].argmax(dim=-1, keepdim=True)], dim=1)
+        return "".join(vocab.to_tokens(ids.tolist()[0]))
 
 
 def predict(model, prefix, num_preds, vocab, **kw):
@@ -215,20 +252,22 @@ def _loss(model, X, Y):
     seen through swapaxes (the RNNs') are scored time-major, so that no reshape copies them."""
     logits, _ = model(X)
     if logits.swapaxes(0, 1)._data.flags.c_contiguous:
-        logits, Y = logits.swapaxes(0, 1), engine.Tensor(np.ascontiguousarray(Y.numpy().T))
+        xp = array_module(Y._data)
+        logits, Y = logits.swapaxes(0, 1), engine.Tensor(xp.ascontiguousarray(Y._data.T))
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
 
 
 def perplexity(model, X, Y, batch_size=1024):
-    """exp(mean cross entropy) of the model's predictions of Y (N, T) from X (N, T), in eval mode."""
+    """exp(mean cross entropy) of the model's predictions of Y (N, T) from X (N, T), in eval mode. X and Y
+    are arrays or Tensors on the model's device; the sum stays there and is read back once."""
     was = model.training
     model.eval()
-    total = 0.0
+    total = Mean()
     with engine.no_grad():
         for xb, yb in DataLoader((X, Y), batch_size=batch_size):
-            total += float(_loss(model, xb, yb).item()) * yb.numel()
+            total.add_mean(_loss(model, xb, yb), yb.numel())
     model.train(was)
-    return math.exp(total / Y.size)
+    return math.exp(total.value())
 
 
 def cosine_schedule(lr, total_steps):
@@ -248,9 +287,11 @@ def one_blas_thread():
 
 
 def fit_lm(model, data, optimizer, epochs, clip=None, run=None, desc="", schedule=None):
-    """Minibatch training on data's training windows; after each epoch logs train_ppl (running mean of the
-    epoch's minibatch losses) and val_ppl. `schedule(step) -> lr`, if given, sets the learning rate of
-    every parameter group before each step. Returns the final validation perplexity."""
+    """Minibatch training on data's training windows, on the data's device; after each epoch logs train_ppl
+    (running mean of the epoch's minibatch losses) and val_ppl. `schedule(step) -> lr`, if given, sets the
+    learning rate of every parameter group before each step. Returns the final validation perplexity. The
+    losses and the gradient clipping's norm stay on the device: the host reads the epoch's mean loss and the
+    validation perplexity once an epoch (and the running perplexity every `run.every` steps when not quiet)."""
     with one_blas_thread():
         return _fit_lm(model, data, optimizer, epochs, clip, run, desc, schedule)
 
@@ -262,7 +303,7 @@ def _fit_lm(model, data, optimizer, epochs, clip, run, desc, schedule):
     epochs_iter = range(epochs) if run is None else run.progress(range(epochs), desc=desc)
     for epoch in epochs_iter:
         model.train()
-        total, count = 0.0, 0
+        total = Mean()
         for X, Y in data.train_dataloader():
             if schedule is not None:
                 for g in optimizer.param_groups:
@@ -274,13 +315,13 @@ def _fit_lm(model, data, optimizer, epochs, clip, run, desc, schedule):
             if clip:
                 clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
-            total += float(loss.item()) * Y.numel()
-            count += Y.numel()
+            total.add_mean(loss, Y.numel())
             if run is not None:
-                run.running(ppl=math.exp(total / count))
+                run.running(ppl=lambda: math.exp(total.value()))
+        train = math.exp(total.value())
         val = perplexity(model, Xv, Yv, data.batch_size)
         if run is not None:
-            run.log(epoch + 1, train_ppl=math.exp(total / count), val_ppl=val)
+            run.log(epoch + 1, train_ppl=train, val_ppl=val)
     return val
 
 
@@ -289,7 +330,7 @@ DATA = dict(num_steps=32, num_train=10000, num_val=5000)
 
 
 def _data(cfg):
-    return TimeMachine(cfg.batch_size, cfg.num_steps, cfg.num_train, cfg.num_val)
+    return TimeMachine(cfg.batch_size, cfg.num_steps, cfg.num_train, cfg.num_val, device=cfg.device)
 
 
 def _finish(model, data, val, run, prefix="it has", num_preds=20):
@@ -303,10 +344,10 @@ def _finish(model, data, val, run, prefix="it has", num_preds=20):
 def ngram(cfg, run):
     data = _data(cfg)
     V = len(data.vocab)
-    train, val = data.text(True), data.text(False)
+    train, val = (to_device(data.text(t), data.device) for t in (True, False))
     summary = {"uniform_ppl": float(V)}
     for n, name in ((1, "unigram"), (2, "bigram"), (3, "trigram")):
-        model = NGram(n, V).fit(train)
+        model = NGram(n, V, device=data.device).fit(train)
         summary[f"{name}_val_ppl"] = model.perplexity(val)
         summary[f"{name}_train_ppl"] = model.perplexity(train)
         run.note(f"{name}: train perplexity {summary[f'{name}_train_ppl']:.3f}, "
@@ -317,33 +358,34 @@ def ngram(cfg, run):
 def _rnn_experiment(cls, cfg, run):
     data = _data(cfg)
     V = len(data.vocab)
-    model = RNNLM(cls(V, cfg.num_hiddens), V)
+    model = RNNLM(cls(V, cfg.num_hiddens), V).to(data.device)
     opt = optim.SGD(model.parameters(), lr=cfg.lr)
     val = fit_lm(model, data, opt, cfg.epochs, clip=cfg.clip, run=run, desc=cls.__name__)
-    return _finish(model, data, val, run)
+    return _finish(model, data, val, run, num_preds=cfg.num_preds)
 
 
 @experiment("rnn-lm", "one-hot characters -> nn.RNN(32) -> Linear; SGD lr 1, clip 1 (the book's RNN language model)",
-            **DATA, epochs=100, lr=1.0, batch_size=1024, num_hiddens=32, clip=1.0)
+            **DATA, epochs=100, lr=1.0, batch_size=1024, num_hiddens=32, clip=1.0, num_preds=20)
 def rnn_lm(cfg, run):
     return _rnn_experiment(RNN, cfg, run)
 
 
 @experiment("gru-lm", "one-hot characters -> nn.GRU(32) -> Linear; SGD lr 4, clip 1, 50 epochs (the book's GRU LM)",
-            **DATA, epochs=50, lr=4.0, batch_size=1024, num_hiddens=32, clip=1.0)
+            **DATA, epochs=50, lr=4.0, batch_size=1024, num_hiddens=32, clip=1.0, num_preds=20)
 def gru_lm(cfg, run):
     return _rnn_experiment(GRU, cfg, run)
 
 
 @experiment("transformer-lm", "causal transformer character model (2 blocks, d 64, 4 heads, dropout 0.2), AdamW with "
             "cosine decay", **DATA, epochs=8, lr=3e-3, batch_size=128, num_hiddens=64, ffn_num_hiddens=128,
-            num_heads=4, num_blks=2, dropout=0.2, weight_decay=0.01, clip=1.0, cosine=True)
+            num_heads=4, num_blks=2, dropout=0.2, weight_decay=0.01, clip=1.0, cosine=True, num_preds=20)
 def transformer_lm(cfg, run):
     data = _data(cfg)
     V = len(data.vocab)
-    model = TransformerLM(V, cfg.num_hiddens, cfg.ffn_num_hiddens, cfg.num_heads, cfg.num_blks, cfg.dropout)
+    model = TransformerLM(V, cfg.num_hiddens, cfg.ffn_num_hiddens, cfg.num_heads, cfg.num_blks,
+                          cfg.dropout).to(data.device)
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * -(-cfg.num_train // cfg.batch_size)
     schedule = cosine_schedule(cfg.lr, steps) if cfg.cosine else None
     val = fit_lm(model, data, opt, cfg.epochs, clip=cfg.clip, run=run, desc="transformer", schedule=schedule)
-    return _finish(model, data, val, run)
+    return _finish(model, data, val, run, num_preds=cfg.num_preds)

@@ -1,7 +1,8 @@
 """Gradient descent and stochastic gradient descent on 2-D functions (D2L's optimization chapter).
 
-Gradients come from the engine's tape; each step is `engine.optim.SGD`. The trajectories are drawn
-over the function's contours.
+Gradients come from the engine's tape; each step is `engine.optim.SGD`, on cfg.device. The trajectory stays
+on the device and is read back once, at the end; the noise of SGD is drawn on the host up front and moved
+there once. The trajectories are drawn over the function's contours.
 """
 import numpy as np
 
@@ -19,20 +20,22 @@ FUNCTIONS = {
 }
 
 
-def descend(f, start, lr, steps, noise=0.0, rng=None):
-    """Minimize f from `start`; with noise > 0 the gradient gets N(0, noise^2) added (the book's SGD
-    model of a minibatch gradient). Returns the (steps + 1, 2) trajectory."""
-    x = engine.tensor(np.array(start), dtype=np.float64, requires_grad=True)
+def descend(f, start, lr, steps, noise=0.0, rng=None, device="cpu"):
+    """Minimize f from `start` on `device`; with noise > 0 the gradient gets N(0, noise^2) added (the book's
+    SGD model of a minibatch gradient; drawn from `rng` for all steps at once, in the order of a draw per
+    step). Returns the (steps + 1, 2) trajectory as a NumPy array (one host read)."""
+    x = engine.tensor(np.array(start), dtype=np.float64, device=device, requires_grad=True)
     opt = optim.SGD([x], lr=lr)
-    path = [x.numpy().copy()]
-    for _ in range(steps):
+    kicks = engine.tensor(rng.normal(0.0, noise, (steps, 2)), dtype=np.float64, device=device) if noise else None
+    path = [x.detach().clone()]
+    for i in range(steps):
         opt.zero_grad()
         f(x[0], x[1]).backward()
         if noise:
-            x.grad._data += rng.normal(0.0, noise, 2)
+            x.grad.add_(kicks[i])
         opt.step()
-        path.append(x.numpy().copy())
-    return np.array(path)
+        path.append(x.detach().clone())
+    return engine.stack(path).numpy()
 
 
 def plot_paths(name, f, box, paths):
@@ -58,8 +61,8 @@ def optimization(cfg, run):
     rng = np.random.default_rng(cfg.seed)
     summary = {}
     for name, (f, start, minimum, box) in FUNCTIONS.items():
-        paths = {"GD": descend(f, start, cfg.lr, cfg.epochs),
-                 "SGD": descend(f, start, cfg.lr, cfg.epochs, noise=cfg.noise, rng=rng)}
+        paths = {"GD": descend(f, start, cfg.lr, cfg.epochs, device=cfg.device),
+                 "SGD": descend(f, start, cfg.lr, cfg.epochs, noise=cfg.noise, rng=rng, device=cfg.device)}
         for label, p in paths.items():
             final = f(*p[-1])
             summary[f"{name}_{label}_f"] = float(final)

@@ -8,7 +8,7 @@ from engine import optim
 from engine.datasets import DataLoader
 from engine.tensor import default_generator
 
-from . import experiment
+from . import experiment, host_values, on_device
 
 
 def squared_loss(y_hat, y):
@@ -36,19 +36,23 @@ def k_fold(k, *arrays):
 
 
 def fit_linear(X, y, *, lr, epochs, batch_size, weight_decay=0.0, bias=True, init_std=0.01, run=None, val=None,
-               desc="", on_epoch=None):
-    """Minibatch SGD on squared loss for y ~ Xw (+ b); returns (w, b, curves) with per-epoch MSE/2.
-    `on_epoch(epoch, curves)` is called after each epoch (e.g. to log it as it happens)."""
+               desc="", on_epoch=None, device="cpu"):
+    """Minibatch SGD on squared loss for y ~ Xw (+ b) on `device` (the host arrays X, y and val move there
+    once); returns (w, b, curves) with per-epoch MSE/2. The per-epoch losses stay on the device and are read
+    back at the end in one copy; `on_epoch(epoch, curves)`, if given, is called after each epoch with the
+    curves read so far (e.g. to log it as it happens: one host read per epoch)."""
     rng = default_generator()
-    w = engine.tensor(rng.normal(0, init_std, (X.shape[1], 1)), dtype=X.dtype, requires_grad=True)
-    b = engine.zeros(1, dtype=X.dtype, requires_grad=True) if bias else None
+    w = engine.tensor(rng.normal(0, init_std, (X.shape[1], 1)), dtype=X.dtype, device=device, requires_grad=True)
+    b = engine.zeros(1, dtype=X.dtype, device=device, requires_grad=True) if bias else None
     opt = optim.SGD([{"params": [w], "weight_decay": weight_decay}] + ([{"params": [b]}] if bias else []), lr=lr)
+    X, y = on_device((X, y), device)
+    val = None if val is None else on_device(val, device)
 
     def loss_of(Xa, ya):
         with engine.no_grad():
-            out = engine.tensor(Xa) @ w + (b if bias else 0.0)
-            return float(squared_loss(out, engine.tensor(ya)).item())
+            return squared_loss(Xa @ w + (b if bias else 0.0), ya)
 
+    losses = {"train_loss": [], "val_loss": []}          # 0-d Tensors on the device, one per epoch
     curves = {"train_loss": [], "val_loss": []}
     epochs_iter = range(epochs) if run is None else run.progress(range(epochs), desc=desc)
     for _ in epochs_iter:
@@ -57,12 +61,23 @@ def fit_linear(X, y, *, lr, epochs, batch_size, weight_decay=0.0, bias=True, ini
             opt.zero_grad()
             loss.backward()
             opt.step()
-        curves["train_loss"].append(loss_of(X, y))
+        losses["train_loss"].append(loss_of(X, y))
         if val is not None:
-            curves["val_loss"].append(loss_of(*val))
+            losses["val_loss"].append(loss_of(*val))
         if on_epoch is not None:
+            _read(losses, curves)
             on_epoch(len(curves["train_loss"]), curves)
+    _read(losses, curves)
     return w.numpy().ravel(), (b.item() if bias else 0.0), curves
+
+
+def _read(losses, curves):
+    """Move the device losses to the curves as floats (one host read)."""
+    keys = [k for k in losses if losses[k]]
+    values = iter(host_values([v for k in keys for v in losses[k]]))
+    for k in keys:
+        curves[k] += [next(values) for _ in losses[k]]
+        losses[k] = []
 
 
 @experiment("linear-regression", "synthetic y = Xw + b + noise, squared loss, minibatch SGD (recovers w, b)",
@@ -71,6 +86,7 @@ def linear_regression(cfg, run):
     true_w, true_b = np.array([2.0, -3.4]), 4.2
     X, y = synthetic_data(true_w, true_b, cfg.n, 0.01, np.random.default_rng(cfg.seed))
     w, b, curves = fit_linear(X, y, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size, run=run,
+                              device=cfg.device,
                               on_epoch=lambda epoch, c: run.log(epoch, train_loss=c["train_loss"][-1]))
     err_w, err_b = np.abs(w - true_w).max(), abs(b - true_b)
     run.note(f"w = {np.round(w, 4).tolist()} (true [2, -3.4]), b = {b:.4f} (true 4.2)")
@@ -101,11 +117,11 @@ def polynomial(cfg, run):
     for label, d in (("underfit_2", 2), ("fit_4", 4), ("overfit_20", max_degree)):
         F = feats[:, :d]
         _, _, curves = fit_linear(F[:n], y[:n], lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size, bias=False,
-                                  val=(F[n:], y[n:]), run=run, desc=label)
+                                  val=(F[n:], y[n:]), run=run, desc=label, device=cfg.device)
         run.curves[f"train_loss_{label}"] = curves["train_loss"]
         run.curves[f"val_loss_{label}"] = curves["val_loss"]
         folds = [fit_linear(tr[0], tr[1], lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                            bias=False, val=va)[2] for tr, va in k_fold(cfg.k, F[:n], y[:n])]
+                            bias=False, val=va, device=cfg.device)[2] for tr, va in k_fold(cfg.k, F[:n], y[:n])]
         summary[f"{label}_train"] = curves["train_loss"][-1]
         summary[f"{label}_val"] = curves["val_loss"][-1]
         summary[f"{label}_kfold_val"] = float(np.mean([f["val_loss"][-1] for f in folds]))
@@ -124,7 +140,8 @@ def weight_decay(cfg, run):
     for lam in (0.0, 1.0, 2.0, 3.0):
         engine.manual_seed(cfg.seed)              # the same initial weights and minibatches for every lambda
         w, _, curves = fit_linear(X[:n_train], y[:n_train], lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                  weight_decay=lam, val=(X[n_train:], y[n_train:]), run=run, desc=f"lambda={lam}")
+                                  weight_decay=lam, val=(X[n_train:], y[n_train:]), run=run, desc=f"lambda={lam}",
+                                  device=cfg.device)
         run.curves[f"train_loss_wd{lam:g}"] = curves["train_loss"]
         run.curves[f"val_loss_wd{lam:g}"] = curves["val_loss"]
         summary[f"val_loss_wd{lam:g}"] = curves["val_loss"][-1]
