@@ -104,6 +104,7 @@ class PositionalEncoding(Module):
         P[0, :, 0::2] = np.sin(t)
         P[0, :, 1::2] = np.cos(t[:, : num_hiddens // 2])
         self.P = P
+        self._P_on = {}              # (device, dtype) -> the table there: copied once, not every forward
 
     def forward(self, x):
         check_tensor("x", x)
@@ -111,7 +112,11 @@ class PositionalEncoding(Module):
             raise ValueError(f"x: expected (batch, steps, {self.P.shape[2]}), got shape {x.shape}")
         if x.shape[1] > self.P.shape[1]:
             raise ValueError(f"x: sequence length {x.shape[1]} exceeds max_len {self.P.shape[1]}")
-        return self.dropout(x + tensor(self.P[:, : x.shape[1]], dtype=x.dtype, device=x.device))
+        key = (x.device, x.dtype)
+        P = self._P_on.get(key)
+        if P is None:
+            P = self._P_on[key] = tensor(self.P, dtype=x.dtype, device=x.device)
+        return self.dropout(x + P[:, : x.shape[1]])
 
 
 class PositionWiseFFN(Module):
