@@ -27,10 +27,11 @@ $(STAMP): pyproject.toml
 
 test: venv
 	rm -rf $(TEST_CACHE)
-	NUMBA_CACHE_DIR=$(TEST_CACHE) $(PY) -m pytest -q --ignore=tests/cuda
-	# the CUDA kernels under Numba's simulator: a separate process, because the switch must precede numba's import
+	NUMBA_CACHE_DIR=$(TEST_CACHE) $(PY) -m pytest -q
+	# the same tests' cuda half (the items marked cuda) under Numba's simulator: a separate process, because the
+	# switch must precede numba's import
 	NUMBA_ENABLE_CUDASIM=1 NUMBA_CACHE_DIR=$(TEST_CACHE) ENGINE_CUDA_RECORD=$(TEST_CACHE)/cuda-launches.json \
-	  $(PY) -m pytest -q tests/cuda
+	  $(PY) -m pytest -q -m cuda
 	# every kernel launch the simulator ran, compiled to PTX for sm_90 by Numba's real CUDA compiler and
 	# assembled by ptxas where it is installed (no GPU needed)
 	$(PY) -m kernels.ptxcheck $(TEST_CACHE)/cuda-launches.json --ptxas

@@ -29,12 +29,14 @@ def assert_close(actual, expected, dtype, scale=1.0, err_msg=""):
     np.testing.assert_allclose(actual, expected, rtol=t["rtol"], atol=t["atol"] * mag, err_msg=err_msg)
 
 
-def noncontig(a):
-    """The same values as `a` in a non-contiguous view (every other element of a larger buffer)."""
+def noncontig(a, device="cpu"):
+    """The same values as host array `a` in a non-contiguous view on `device` (every other element of a
+    larger buffer; on "cuda" the buffer is copied to the device, then sliced there)."""
     a = np.asarray(a)
     buf = np.empty(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype) if a.ndim else np.empty(2, a.dtype)
+    (buf[..., ::2] if a.ndim else buf[:1].reshape(()))[...] = a
+    buf = to_dev(buf, device)
     view = buf[..., ::2] if a.ndim else buf[:1].reshape(())
-    view[...] = a
     assert a.ndim == 0 or a.size == 0 or not view.flags.c_contiguous or a.shape[-1] <= 1
     return view
 
@@ -116,26 +118,58 @@ def to_host(a):
     return a.get()
 
 
+def kernels_on(device):
+    """The kernel module that serves `device`: kernels.cpu or kernels.cuda (the same names in both).
+    Importing kernels.cuda needs no GPU."""
+    import kernels.cpu
+    import kernels.cuda
+    return kernels.cuda if device == "cuda" else kernels.cpu
+
+
+def on_devices(names, cpu, cuda=None):
+    """Arguments for @pytest.mark.parametrize(*on_devices("a,b", cpu_cases, cuda_cases)): "device" first,
+    then `names`; every case in `cpu` runs on "cpu", every case in `cuda` (default: the same) on "cuda", so
+    that the simulated half can take a subset that still covers the code paths (tiny shapes, both dtypes,
+    the edge cases) without the whole product. A case is a tuple of values (a bare value with one name)."""
+    n = len(names.split(","))
+    out = []
+    for dev, cases in zip(DEVICES, (cpu, cpu if cuda is None else cuda)):
+        for case in cases:
+            vals = case if n > 1 else (case,)
+            assert len(vals) == n, f"case {case!r} for {names!r}"
+            out.append(pytest.param(dev.values[0], *vals, marks=dev.marks))
+    return "device," + names, out
+
+
+def cases(*lists):
+    """Every combination of the lists' values, as a list of tuples (itertools.product)."""
+    import itertools
+    return list(itertools.product(*lists))
+
+
 @pytest.fixture(params=DTYPES, ids=["f32", "f64"])
 def dtype(request):
     return request.param
 
 
-def check_engine_grad(fn, inputs, seed=0, rtol=1e-6, eps=1e-6):
+def check_engine_grad(fn, inputs, seed=0, rtol=1e-6, eps=1e-6, device="cpu"):
     """Check the tape's gradients of `fn(*tensors) -> Tensor` against directional finite differences,
-    all in float64. `inputs` are arrays; each becomes a float64 Tensor with requires_grad."""
+    all in float64. `inputs` are host arrays; each becomes a float64 Tensor on `device` with requires_grad."""
     import engine
     rng = np.random.default_rng(seed + 7)
-    ts = [engine.tensor(np.asarray(x, np.float64), dtype=np.float64, requires_grad=True) for x in inputs]
+    ts = [engine.tensor(np.asarray(x, np.float64), dtype=np.float64, requires_grad=True, device=device)
+          for x in inputs]
     y = fn(*ts)
+    assert y.device == device, f"output on {y.device}, the inputs on {device}"
     dout = rng.standard_normal(y.shape)
-    y.backward(engine.tensor(dout, dtype=np.float64))
+    y.backward(engine.tensor(dout, dtype=np.float64, device=device))
     for i, t in enumerate(ts):
         assert t.grad is not None, f"input {i} got no gradient"
+        assert t.grad.device == device, f"input {i}: gradient on {t.grad.device}"
 
     def scalar(*xs):
         with engine.no_grad():
-            out = fn(*[engine.tensor(x, dtype=np.float64) for x in xs])
+            out = fn(*[engine.tensor(x, dtype=np.float64, device=device) for x in xs])
         return float(np.sum(out.numpy() * dout))
 
     fd, dirs = directional_fd(scalar, inputs, eps=eps, seed=seed)

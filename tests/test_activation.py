@@ -1,15 +1,18 @@
-"""relu, sigmoid, tanh, dropout: references against finite differences, CPU kernels against references,
-engine ops against the tape and PyTorch; plus the vectorizable exp the kernels use."""
+"""relu, sigmoid, tanh, gelu, dropout: references against finite differences, both backends' kernels against
+the references, engine ops (on each device) against the tape and PyTorch; plus the vectorizable exp the CPU
+kernels use. Determinism: tests/test_determinism.py."""
 import numba
 import numpy as np
 import pytest
 
 import engine
 import engine.functional as F
-import kernels.cpu as cpu
 import kernels.reference as ref
-from conftest import assert_close, check_backward_fd, check_engine_grad, noncontig
+from conftest import (DTYPES, assert_close, cases, check_backward_fd, check_engine_grad, kernels_on, noncontig,
+                      on_devices, to_dev, to_host)
 from kernels.cpu._math import vexp_array, vexp_neg
+
+f32, f64 = np.float32, np.float64
 
 rng = np.random.default_rng(0)
 
@@ -25,45 +28,61 @@ def test_reference_backward_matches_finite_differences(op):
     check_backward_fd(fwd, lambda dout, x: bwd(dout, fwd(x)), [off_kink((7, 5))])
 
 
-@pytest.mark.parametrize("op", ["relu", "sigmoid", "tanh"])
-@pytest.mark.parametrize("shape", [(1,), (7, 5), (3, 4, 33), (70000,)])
-def test_cpu_kernels_match_reference(op, shape, dtype):
+@pytest.mark.parametrize(*on_devices("op,shape,dtype",
+                                     cases(["relu", "sigmoid", "tanh"], [(1,), (7, 5), (3, 4, 33), (70000,)], DTYPES),
+                                     [("relu", (7, 5), f32), ("sigmoid", (3, 4, 33), f64), ("tanh", (1,), f32),
+                                      ("tanh", (3, 4, 33), f64)]))
+def test_kernels_match_reference(device, op, shape, dtype):
+    K = kernels_on(device)
     x = (off_kink(shape) * 4).astype(dtype)
-    y = getattr(cpu, f"{op}_fwd")(x)
-    assert y.dtype == dtype
-    assert_close(y, getattr(ref, f"{op}_fwd")(x.astype(np.float64)), dtype)
+    y = getattr(K, f"{op}_fwd")(to_dev(x, device))
+    yh = to_host(y)
+    assert yh.dtype == dtype and yh.shape == shape
+    assert_close(yh, getattr(ref, f"{op}_fwd")(x.astype(np.float64)), dtype)
     dout = rng.standard_normal(shape).astype(dtype)
-    dx = getattr(cpu, f"{op}_bwd")(dout, y)
-    assert_close(dx, getattr(ref, f"{op}_bwd")(dout.astype(np.float64), y.astype(np.float64)), dtype)
-    assert_close(getattr(cpu, f"{op}_fwd")(noncontig(x)), y, dtype)
+    dx = to_host(getattr(K, f"{op}_bwd")(to_dev(dout, device), y))
+    assert_close(dx, getattr(ref, f"{op}_bwd")(dout.astype(np.float64), yh.astype(np.float64)), dtype)
+    assert_close(to_host(getattr(K, f"{op}_fwd")(noncontig(x, device))), yh, dtype)
 
 
-def test_sigmoid_is_finite_for_huge_inputs(dtype):
+def test_sigmoid_is_finite_for_huge_inputs(device, dtype):
     x = np.array([-1e4, -100, -30, 0, 30, 100, 1e4], dtype=dtype)
-    y = cpu.sigmoid_fwd(x)
+    y = to_host(kernels_on(device).sigmoid_fwd(to_dev(x, device)))
     assert np.all(np.isfinite(y))
     assert_close(y, ref.sigmoid_fwd(x.astype(np.float64)), dtype)
 
 
-def test_dropout_kernel_matches_reference_and_scales(dtype):
+def test_empty_inputs(device):
+    K = kernels_on(device)
+    for shape in [(0, 5), (3, 0)]:
+        x = to_dev(np.zeros(shape, np.float32), device)
+        for op in ("relu", "sigmoid", "tanh"):
+            assert to_host(getattr(K, f"{op}_fwd")(x)).shape == shape
+
+
+def test_dropout_kernel_matches_reference_and_scales(device, dtype):
+    K = kernels_on(device)
     x = rng.standard_normal((64, 33)).astype(dtype)
-    y, mask = cpu.dropout_fwd(x, 12345, 0.3)
+    xd = to_dev(x, device)
+    y, mask = to_host(K.dropout_fwd(xd, 12345, 0.3))
     ry, rmask = ref.dropout_fwd(x.astype(np.float64), 12345, 0.3)
     np.testing.assert_array_equal(mask, rmask)
     assert abs(rmask.mean() - 0.7) < 0.03
-    assert not np.array_equal(cpu.dropout_fwd(x, 12346, 0.3)[1], mask)          # another seed, another mask
-    assert cpu.dropout_fwd(x, 1, 0.0)[1].all() and not cpu.dropout_fwd(x, 1, 1.0)[1].any()
+    assert not np.array_equal(to_host(K.dropout_fwd(xd, 12346, 0.3)[1]), mask)          # another seed, another mask
+    assert to_host(K.dropout_fwd(xd, 1, 0.0)[1]).all() and not to_host(K.dropout_fwd(xd, 1, 1.0)[1]).any()
     assert_close(y, ry, dtype)
     dout = rng.standard_normal(x.shape).astype(dtype)
-    assert_close(cpu.dropout_bwd(dout, mask, 0.3), ref.dropout_bwd(dout.astype(np.float64), rmask, 0.3), dtype)
+    dx = to_host(K.dropout_bwd(to_dev(dout, device), to_dev(mask, device), 0.3))
+    assert_close(dx, ref.dropout_bwd(dout.astype(np.float64), rmask, 0.3), dtype)
 
 
-def test_dropout_engine_semantics():
-    x = engine.tensor(np.ones((200, 200)), requires_grad=True)
+def test_dropout_engine_semantics(device):
+    n = 40 if device == "cuda" else 200
+    x = engine.tensor(np.ones((n, n)), requires_grad=True, device=device)
     engine.manual_seed(1)
     y = F.dropout(x, 0.25)
     kept = y.numpy() != 0
-    assert abs(kept.mean() - 0.75) < 0.01                               # keep rate 1 - p
+    assert abs(kept.mean() - 0.75) < 4 * np.sqrt(0.75 * 0.25 / n**2)   # keep rate 1 - p, within 4 sigma
     np.testing.assert_allclose(y.numpy()[kept], 1 / 0.75, rtol=1e-6)    # inverted scaling
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy() != 0, kept)            # backward reuses the mask
@@ -76,51 +95,53 @@ def test_dropout_engine_semantics():
 
 
 @pytest.mark.parametrize("fn", [F.relu, F.sigmoid, F.tanh])
-def test_engine_ops_against_tape_and_torch(fn):
+def test_engine_ops_against_tape_and_torch(device, fn):
     x = off_kink((6, 9))
-    check_engine_grad(fn, [x])
+    check_engine_grad(fn, [x], device=device)
     torch = pytest.importorskip("torch")
     t = torch.tensor(x, requires_grad=True)
     getattr(torch, fn.__name__)(t).sum().backward()
-    e = engine.tensor(x, dtype=np.float64, requires_grad=True)
+    e = engine.tensor(x, dtype=np.float64, requires_grad=True, device=device)
     fn(e).sum().backward()
     np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("op", ["relu", "sigmoid", "tanh", "dropout"])
-def test_zero_dim_keeps_its_shape(op, dtype):
+@pytest.mark.parametrize(*on_devices("op,dtype", cases(["relu", "sigmoid", "tanh", "dropout"], DTYPES),
+                                     [("relu", f32), ("sigmoid", f64), ("tanh", f32), ("dropout", f64)]))
+def test_zero_dim_keeps_its_shape(device, op, dtype):
     """Issue 9: a 0-d input gave shape (1,) and a backward that failed; kernels and op keep shape ()."""
     x = np.array(1.5, dtype)
-    for k in (ref, cpu):
-        y = k.dropout_fwd(x, 3, 0.5)[0] if op == "dropout" else getattr(k, f"{op}_fwd")(x)
-        assert np.shape(y) == ()
-    t = engine.tensor(x, dtype=dtype, requires_grad=True)
+    for k, dev in ((ref, lambda a: a), (kernels_on(device), lambda a: to_dev(a, device))):
+        y = k.dropout_fwd(dev(x), 3, 0.5)[0] if op == "dropout" else getattr(k, f"{op}_fwd")(dev(x))
+        assert to_host(y).shape == ()
+    t = engine.tensor(x, dtype=dtype, requires_grad=True, device=device)
     y = getattr(F, op)(t)
     y.backward()
     assert y.shape == () and t.grad.shape == ()
 
 
-def test_relu_propagates_nan_and_its_gradient(dtype):
+def test_relu_propagates_nan_and_its_gradient(device, dtype):
     """Issue 9: relu(NaN) is NaN and the gradient passes there (PyTorch's threshold_backward); -0.0 stays."""
     x = np.array([np.nan, -0.0, 0.0, 2.0, -2.0, np.inf, -np.inf], dtype)
     want_y = np.array([np.nan, -0.0, 0.0, 2.0, 0.0, np.inf, 0.0])
     want_g = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0])
-    for k in (ref, cpu):
-        y = k.relu_fwd(x)
-        np.testing.assert_array_equal(y, want_y)
-        assert np.signbit(y[1])
-        np.testing.assert_array_equal(k.relu_bwd(np.ones_like(x), y), want_g)
+    for k, dev in ((ref, lambda a: a), (kernels_on(device), lambda a: to_dev(a, device))):
+        y = k.relu_fwd(dev(x))
+        yh = to_host(y)
+        np.testing.assert_array_equal(yh, want_y)
+        assert np.signbit(yh[1])
+        np.testing.assert_array_equal(to_host(k.relu_bwd(dev(np.ones_like(x)), y)), want_g)
 
 
-def test_dropout_zeroes_dropped_nonfinite_values(dtype):
+def test_dropout_zeroes_dropped_nonfinite_values(device, dtype):
     """A dropped element is exactly 0 even where x is inf or NaN (documented; PyTorch's product gives NaN),
     in the reference and the kernel alike; kept ones stay inf / NaN."""
     x = np.where(np.arange(64) % 2, np.inf, np.nan).astype(dtype)
-    for k in (ref, cpu):
-        y, mask = k.dropout_fwd(x, 5, 0.5)
+    for k, dev in ((ref, lambda a: a), (kernels_on(device), lambda a: to_dev(a, device))):
+        y, mask = to_host(k.dropout_fwd(dev(x), 5, 0.5))
         assert 0 < mask.sum() < 64
         assert np.all(y[~mask] == 0) and not np.isfinite(y[mask]).any()
-        dx = k.dropout_bwd(np.full_like(x, np.nan), mask, 0.5)
+        dx = to_host(k.dropout_bwd(dev(np.full_like(x, np.nan)), dev(mask), 0.5))
         assert np.all(dx[~mask] == 0) and np.isnan(dx[mask]).all()
 
 
@@ -129,18 +150,6 @@ def test_bad_input():
         F.relu(engine.tensor([1, 2]))
     with pytest.raises(TypeError, match="input"):
         F.sigmoid(np.ones(3))
-
-
-def test_parallel_matches_serial_and_repeats_bitwise():
-    x = rng.standard_normal(100000).astype(np.float32)
-    a = cpu.sigmoid_fwd(x)
-    numba.set_num_threads(1)
-    try:
-        b = cpu.sigmoid_fwd(x)
-    finally:
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(a, cpu.sigmoid_fwd(x))
 
 
 @pytest.mark.parametrize("dt,rtol", [(np.float32, 4e-7), (np.float64, 2e-14)])
@@ -180,28 +189,36 @@ def test_gelu_reference_backward_matches_finite_differences(approximate):
     check_backward_fd(lambda x: ref.gelu_fwd(x, approximate), lambda d, x: ref.gelu_bwd(d, x, approximate), [x])
 
 
-@pytest.mark.parametrize("approximate", ["none", "tanh"])
-@pytest.mark.parametrize("shape", [(1,), (7, 5), (3, 4, 33), (70000,)])
-def test_gelu_cpu_kernels_match_reference(approximate, shape, dtype):
+@pytest.mark.parametrize(*on_devices("approximate,shape,dtype",
+                                     cases(["none", "tanh"], [(1,), (7, 5), (3, 4, 33), (70000,)], DTYPES),
+                                     [("none", (3, 4, 33), f32), ("tanh", (7, 5), f64), ("tanh", (1,), f32),
+                                      ("none", (7, 5), f64)]))
+def test_gelu_kernels_match_reference(device, approximate, shape, dtype):
+    K = kernels_on(device)
     x = (rng.standard_normal(shape) * 4).astype(dtype)
-    y = cpu.gelu_fwd(x, approximate)
+    y = to_host(K.gelu_fwd(to_dev(x, device), approximate))
     assert y.dtype == dtype and y.shape == shape
     x64 = x.astype(np.float64)
     assert_close(y, ref.gelu_fwd(x64, approximate), dtype)
     dout = rng.standard_normal(shape).astype(dtype)
-    dx = cpu.gelu_bwd(dout, x, approximate)
+    dx = to_host(K.gelu_bwd(to_dev(dout, device), to_dev(x, device), approximate))
     assert dx.dtype == dtype
     assert_close(dx, ref.gelu_bwd(dout.astype(np.float64), x64, approximate), dtype)
-    assert_close(cpu.gelu_fwd(noncontig(x), approximate), y, dtype)
+    assert_close(to_host(K.gelu_fwd(noncontig(x, device), approximate)), y, dtype)
+    assert to_host(K.gelu_fwd(to_dev(np.array(1.5, dtype), device), approximate)).shape == ()
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the simulator's NumPy scalars warn at inf * 0
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_gelu_hard_values(approximate, dtype):
+def test_gelu_hard_values(device, approximate, dtype):
     """+-inf, NaN, huge and tiny |x|: the kernels equal the reference (NaN where it is NaN: gelu(-inf) and the
     gradient at +-inf, as PyTorch), a huge x gives x and gradient 1, a huge -x gives -0 and gradient 0 (no
     0 * inf from x^3 or x^2 overflowing in float32)."""
+    K = kernels_on(device)
     x = np.array(GELU_HARD, dtype)
-    y, dx = cpu.gelu_fwd(x, approximate), cpu.gelu_bwd(np.ones_like(x), x, approximate)
+    xd = to_dev(x, device)
+    y = to_host(K.gelu_fwd(xd, approximate))
+    dx = to_host(K.gelu_bwd(to_dev(np.ones_like(x), device), xd, approximate))
     x64 = x.astype(np.float64)
     want_y, want_dx = ref.gelu_fwd(x64, approximate), ref.gelu_bwd(np.ones_like(x64), x64, approximate)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(want_y))
@@ -215,17 +232,19 @@ def test_gelu_hard_values(approximate, dtype):
     assert y[x == 0].tolist() == [0.0, 0.0] and dx[x == 0].tolist() == [0.5, 0.5]
 
 
-@pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_gelu_against_pytorch_and_tape(approximate, dtype):
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the simulator's NumPy scalars warn at inf * 0
+@pytest.mark.parametrize(*on_devices("approximate,dtype", cases(["none", "tanh"], DTYPES),
+                                     [("none", f32), ("tanh", f64)]))
+def test_gelu_against_pytorch_and_tape(device, approximate, dtype):
     x = rng.standard_normal((6, 9)) * 3
     x[0, :4] = [-np.inf, np.inf, np.nan, -1e30]
-    check_engine_grad(lambda t: F.gelu(t, approximate), [x[1:]])
+    check_engine_grad(lambda t: F.gelu(t, approximate), [x[1:]], device=device)
     torch = pytest.importorskip("torch")
     xd = x.astype(dtype)
     t = torch.tensor(xd, requires_grad=True)
     ty = torch.nn.functional.gelu(t, approximate=approximate)
     ty.sum().backward()
-    e = engine.tensor(xd, dtype=dtype, requires_grad=True)
+    e = engine.tensor(xd, dtype=dtype, requires_grad=True, device=device)
     y = F.gelu(e, approximate)
     y.sum().backward()
     assert y.dtype == dtype and e.grad.dtype == dtype
@@ -263,16 +282,3 @@ def test_gelu_module_zero_dim_and_bad_input():
         F.gelu(t, approximate="Tanh")
     with pytest.raises(TypeError, match="input"):
         F.gelu(engine.tensor([1, 2]))
-
-
-@pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_gelu_parallel_matches_serial(approximate):
-    x = rng.standard_normal(100000).astype(np.float32) * 4
-    a = cpu.gelu_bwd(x, x, approximate)
-    numba.set_num_threads(1)
-    try:
-        b = cpu.gelu_bwd(x, x, approximate)
-    finally:
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(cpu.gelu_fwd(x, approximate), cpu.gelu_fwd(x, approximate))

@@ -1,5 +1,6 @@
-"""Scaled dot-product attention: reference vs finite differences, the fused CPU kernel vs the reference
-(forward and backward), determinism, the D2L test vector, bad inputs, the engine op vs PyTorch."""
+"""Scaled dot-product attention: reference vs finite differences, the fused CPU and CUDA kernels vs the
+reference (forward and backward), the D2L test vector, bad inputs, the engine op (on each device) vs the
+reference and PyTorch. Determinism: tests/test_determinism.py."""
 import numpy as np
 import pytest
 
@@ -7,7 +8,7 @@ import engine
 import engine.functional as F
 import kernels.cpu.attention as cpu
 import kernels.reference.attention as ref
-from conftest import assert_close, check_backward_fd, noncontig
+from conftest import DTYPES, assert_close, cases, check_backward_fd, kernels_on, noncontig, on_devices, to_dev, to_host
 
 
 def _qkv(rng, lead, L, S, d, dv, dtype, spike=1.0):
@@ -34,6 +35,8 @@ SIZES = {  # name: (lead, L, S, d, dv)
     "dropout_causal_vl": ((2, 3), 70, 90, 8, 5),
 }
 CONFIGS = list(SIZES)
+# the cuda half: every masking feature at small sizes (_config(small=True)), the dtypes alternating
+CUDA_CASES = [(name, DTYPES[i % 2]) for i, name in enumerate(c for c in CONFIGS if c != "tiles_exact")]
 
 
 def _config(name, rng, dtype, small=False):
@@ -84,17 +87,22 @@ def test_reference_backward_fd(name):
                       lambda do, q, k, v: ref.sdpa_bwd(do, q, k, v, None, None, *args, **extra), [q, k, v])
 
 
-# ---- (2) the fused CPU kernel against the reference --------------------------------------------------------
-def _check_kernel(name, dtype, contiguous=True, spike=1.0):
+# ---- (2) the fused kernels against the reference -----------------------------------------------------------
+def _check_kernel(name, dtype, contiguous=True, spike=1.0, device="cpu"):
+    """The device's kernels against the reference; on "cuda" at most 9 queries x 11 keys (the simulator)."""
+    K = kernels_on(device)
     rng = np.random.default_rng(1)
-    lead, L, S, d, dv, kw = _config(name, rng, dtype)
+    lead, L, S, d, dv, kw = _config(name, rng, dtype, small=device == "cuda")
     args, extra = _kw(kw, d)
     q, k, v = _qkv(rng, lead, L, S, d, dv, dtype, spike)
     do = rng.standard_normal(lead + (L, dv)).astype(dtype)
-    if not contiguous:
-        q, k, v, do = noncontig(q), noncontig(k), noncontig(v), noncontig(do)
-    o, lse = cpu.sdpa_fwd(q, k, v, *args, **extra)
-    grads = cpu.sdpa_bwd(do, q, k, v, o, lse, *args, **extra)
+    put = (lambda a: to_dev(a, device)) if contiguous else (lambda a: noncontig(a, device))
+    dev = lambda a: to_dev(a, device) if isinstance(a, np.ndarray) else a     # noqa: E731
+    dargs = tuple(dev(a) for a in args)
+    dextra = {key: dev(val) for key, val in extra.items()}
+    o, lse = K.sdpa_fwd(put(q), put(k), put(v), *dargs, **dextra)
+    grads = to_host(K.sdpa_bwd(put(do), put(q), put(k), put(v), o, lse, *dargs, **dextra))
+    o, lse = to_host(o), to_host(lse)
     o64, lse64 = ref.sdpa_fwd(q, k, v, *args, **extra)
     grads64 = ref.sdpa_bwd(do, q, k, v, o64, lse64, *args, **extra)
     assert o.dtype == dtype and all(g.dtype == dtype for g in grads)
@@ -113,14 +121,41 @@ def _check_kernel(name, dtype, contiguous=True, spike=1.0):
         assert err <= 3 * err_naive + 1e-6 * max(1.0, np.max(np.abs(b), initial=0)), (name_, err, err_naive)
 
 
-@pytest.mark.parametrize("name", CONFIGS)
-def test_kernel_matches_reference(name, dtype):
-    _check_kernel(name, dtype)
+@pytest.mark.parametrize(*on_devices("name,dtype", cases(CONFIGS, DTYPES), CUDA_CASES))
+def test_kernel_matches_reference(device, name, dtype):
+    _check_kernel(name, dtype, device=device)
 
 
-@pytest.mark.parametrize("name", ["plain", "bool_mask", "causal_L>S"])
-def test_kernel_noncontiguous_and_spiky(name, dtype):
-    _check_kernel(name, dtype, contiguous=False, spike=4.0)
+@pytest.mark.parametrize(*on_devices("name,dtype", cases(["plain", "bool_mask", "causal_L>S"], DTYPES),
+                                     [("plain", np.float64), ("bool_mask", np.float32)]))
+def test_kernel_noncontiguous_and_spiky(device, name, dtype):
+    _check_kernel(name, dtype, contiguous=False, spike=4.0, device=device)
+
+
+@pytest.mark.parametrize(*on_devices("d,dv,dtype", [(20, 30, np.float32), (100, 128, np.float64),
+                                                    (128, 7, np.float32)]))
+def test_kernel_head_dims(device, d, dv, dtype):
+    """Head dims around the CUDA kernels' builds (D = 32 and 128), causal, against the reference."""
+    K = kernels_on(device)
+    rng = np.random.default_rng(d)
+    q, k, v = (rng.standard_normal(s).astype(dtype) for s in [(2, 5, d), (2, 9, d), (2, 9, dv)])
+    scale = 1 / np.sqrt(d)
+    ro, rlse = ref.sdpa_fwd(q, k, v, None, True, scale)
+    o, lse = K.sdpa_fwd(to_dev(q, device), to_dev(k, device), to_dev(v, device), None, True, scale)
+    assert_close(to_host(o), ro, dtype, scale=4)
+    assert_close(to_host(lse), rlse, dtype, scale=4)
+    dout = rng.standard_normal(ro.shape).astype(dtype)
+    grads = K.sdpa_bwd(to_dev(dout, device), to_dev(q, device), to_dev(k, device), to_dev(v, device), o, lse, None,
+                       True, scale)
+    for nm, g, e in zip(("dq", "dk", "dv"), grads, ref.sdpa_bwd(dout, q, k, v, ro, rlse, None, True, scale)):
+        assert_close(to_host(g), e, dtype, scale=8, err_msg=nm)
+
+
+@pytest.mark.cuda
+def test_cuda_kernels_reject_head_dims_they_cannot_hold():
+    q = to_dev(np.zeros((1, 2, 200), np.float32), "cuda")
+    with pytest.raises(ValueError, match="head dims up to"):
+        kernels_on("cuda").sdpa_fwd(q, q, q, None, False, 0.1)
 
 
 def test_cpu_and_reference_share_names_and_signatures():
@@ -130,38 +165,19 @@ def test_cpu_and_reference_share_names_and_signatures():
         assert inspect.signature(getattr(cpu, name)) == inspect.signature(getattr(ref, name))
 
 
-def test_fully_masked_rows_are_zero():
+def test_fully_masked_rows_are_zero(device):
+    K = kernels_on(device)
     rng = np.random.default_rng(2)
-    q, k, v = _qkv(rng, (2,), 5, 7, 4, 3, np.float32)
+    q, k, v = (to_dev(a, device) for a in _qkv(rng, (2,), 5, 7, 4, 3, np.float32))
     mask = np.ones((2, 5, 7), bool)
     mask[0, 1] = False
-    o, lse = cpu.sdpa_fwd(q, k, v, mask, False, 0.5)
-    dq, dk, dv = cpu.sdpa_bwd(np.ones_like(o), q, k, v, o, lse, mask, False, 0.5)
+    mask = to_dev(mask, device)
+    o, lse = K.sdpa_fwd(q, k, v, mask, False, 0.5)
+    dq, dk, dv = to_host(K.sdpa_bwd(to_dev(np.ones((2, 5, 3), np.float32), device), q, k, v, o, lse, mask, False,
+                                    0.5))
+    o, lse = to_host(o), to_host(lse)
     assert np.all(o[0, 1] == 0) and lse[0, 1] == -np.inf and np.all(dq[0, 1] == 0)
     assert np.all(np.isfinite(o)) and all(np.all(np.isfinite(g)) for g in (dq, dk, dv))
-
-
-# ---- (3) determinism ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("lead", [(4, 8), (1, 2)], ids=["many_heads", "key_tile_groups"])
-def test_bitwise_repeat_and_thread_count(lead):
-    import numba
-    rng = np.random.default_rng(3)
-    q, k, v = _qkv(rng, lead, 150, 200, 16, 8, np.float32)
-    do = rng.standard_normal(lead + (150, 8)).astype(np.float32)
-
-    def run():
-        o, lse = cpu.sdpa_fwd(q, k, v, None, True, 0.25, dropout_p=0.2, seed=5)
-        return (o, lse) + cpu.sdpa_bwd(do, q, k, v, o, lse, None, True, 0.25, dropout_p=0.2, seed=5)
-
-    first, second = run(), run()
-    saved = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        serial = run()
-    finally:
-        numba.set_num_threads(saved)
-    for a, b, c in zip(first, second, serial):
-        assert np.array_equal(a, b) and np.array_equal(a, c)
 
 
 # ---- (4) the book's test vector (D2L, DotProductAttention with valid_lens) --------------------------------
@@ -227,31 +243,39 @@ def test_mask_requiring_grad_is_rejected():
 
 
 # ---- (6) the engine op: reference and PyTorch ----------------------------------------------------------
-def _engine_grads(q, k, v, do, **kw):
-    tq, tk, tv = (engine.tensor(a, dtype=a.dtype, requires_grad=True) for a in (q, k, v))
+def _engine_grads(q, k, v, do, device="cpu", **kw):
+    """Output and the gradients of sum(out * do), as NumPy; tensors on `device`, as are array keywords
+    (attn_mask and valid_lens as NumPy arrays become tensors there)."""
+    tq, tk, tv = (engine.tensor(a, dtype=a.dtype, requires_grad=True, device=device) for a in (q, k, v))
+    kw = {key: engine.tensor(a, dtype=a.dtype, device=device) if isinstance(a, np.ndarray) else a
+          for key, a in kw.items()}
     out = F.scaled_dot_product_attention(tq, tk, tv, **kw)
-    (out * engine.tensor(do, dtype=do.dtype)).sum().backward()
+    assert out.device == device
+    (out * engine.tensor(do, dtype=do.dtype, device=device)).sum().backward()
     return out.numpy(), tq.grad.numpy(), tk.grad.numpy(), tv.grad.numpy()
 
 
-def test_engine_matches_reference(dtype):
+@pytest.mark.parametrize(*on_devices("dtype", DTYPES))
+def test_engine_matches_reference(device, dtype):
     rng = np.random.default_rng(4)
-    q, k, v = _qkv(rng, (2, 2), 33, 40, 8, 6, dtype)
-    do = rng.standard_normal((2, 2, 33, 6)).astype(dtype)
-    vl = np.array([5, 40])
-    got = _engine_grads(q, k, v, do, is_causal=True, scale=0.3, valid_lens=engine.tensor(vl))
+    L, S = (9, 11) if device == "cuda" else (33, 40)
+    q, k, v = _qkv(rng, (2, 2), L, S, 8, 6, dtype)
+    do = rng.standard_normal((2, 2, L, 6)).astype(dtype)
+    vl = np.array([5, S])
+    got = _engine_grads(q, k, v, do, device, is_causal=True, scale=0.3, valid_lens=vl)
     o64, lse64 = ref.sdpa_fwd(q, k, v, None, True, 0.3, vl)
     want = (o64,) + ref.sdpa_bwd(do, q, k, v, o64, lse64, None, True, 0.3, vl)
     for a, b in zip(got, want):
         assert_close(a, b, dtype, scale=5.0)
 
 
-def test_engine_dropout_uses_default_generator():
+def test_engine_dropout_uses_default_generator(device):
     rng = np.random.default_rng(5)
-    q, k, v = _qkv(rng, (2, 2), 33, 40, 8, 6, np.float64)
-    do = rng.standard_normal((2, 2, 33, 6))
+    L, S = (9, 11) if device == "cuda" else (33, 40)
+    q, k, v = _qkv(rng, (2, 2), L, S, 8, 6, np.float64)
+    do = rng.standard_normal((2, 2, L, 6))
     engine.manual_seed(7)
-    got = _engine_grads(q, k, v, do, dropout_p=0.25)
+    got = _engine_grads(q, k, v, do, device, dropout_p=0.25)
     seed = int(np.random.default_rng(7).integers(0, 2 ** 63))
     o64, lse64 = ref.sdpa_fwd(q, k, v, None, False, 1 / np.sqrt(8), None, 0.25, seed)
     want = (o64,) + ref.sdpa_bwd(do, q, k, v, o64, lse64, None, False, 1 / np.sqrt(8), None, 0.25, seed)
@@ -288,8 +312,8 @@ def test_engine_matches_torch(case):
         assert_close(a, b.detach().numpy(), np.float64, scale=10.0)
 
 
-@pytest.mark.parametrize("mask_kind", [np.bool_, np.float64])
-def test_mask_and_causal_apply_both(mask_kind):
+@pytest.mark.parametrize(*on_devices("mask_kind", [np.bool_, np.float64]))
+def test_mask_and_causal_apply_both(device, mask_kind):
     """attn_mask with is_causal=True: both masks apply (PyTorch's fused CPU path does this for 4-D input with
     equal head dims; its math path raises). Against the reference with the causal mask folded into the mask,
     and against PyTorch where it takes that path."""
@@ -298,7 +322,7 @@ def test_mask_and_causal_apply_both(mask_kind):
     do = rng.standard_normal((2, 2, 6, 4))
     mask = rng.random((6, 9)) > 0.3 if mask_kind is np.bool_ else rng.standard_normal((6, 9))
     mask[:, 0] = True if mask_kind is np.bool_ else mask[:, 0]
-    got = _engine_grads(q, k, v, do, attn_mask=engine.tensor(mask, dtype=mask.dtype), is_causal=True)
+    got = _engine_grads(q, k, v, do, device, attn_mask=mask, is_causal=True)
     tril = np.arange(9)[None, :] <= np.arange(6)[:, None]
     both = (mask & tril) if mask_kind is np.bool_ else np.where(tril, mask, -np.inf)
     o64, lse64 = ref.sdpa_fwd(q, k, v, both, False, 0.5)
@@ -313,14 +337,14 @@ def test_mask_and_causal_apply_both(mask_kind):
         assert_close(a, b.detach().numpy(), np.float64, scale=10.0)
 
 
-@pytest.mark.parametrize("scale", [0.0, -0.7])
-def test_zero_and_negative_scale(scale):
+@pytest.mark.parametrize(*on_devices("scale", [0.0, -0.7]))
+def test_zero_and_negative_scale(device, scale):
     """Any finite scale: 0 gives uniform weights over the attended keys, a negative one favours the least
     similar keys (PyTorch takes both)."""
     rng = np.random.default_rng(9)
     q, k, v = _qkv(rng, (2,), 5, 7, 3, 4, np.float64)
     do = rng.standard_normal((2, 5, 4))
-    got = _engine_grads(q, k, v, do, scale=scale, is_causal=True)
+    got = _engine_grads(q, k, v, do, device, scale=scale, is_causal=True)
     o64, lse64 = ref.sdpa_fwd(q, k, v, None, True, scale)
     want = (o64,) + ref.sdpa_bwd(do, q, k, v, o64, lse64, None, True, scale)
     for a, b in zip(got, want):
@@ -329,32 +353,53 @@ def test_zero_and_negative_scale(scale):
         np.testing.assert_allclose(got[0][:, 2], v[:, :3].mean(axis=1))
 
 
-@pytest.mark.parametrize("L,S", [(0, 5), (4, 0), (0, 0)])
-def test_empty_lengths(L, S):
+@pytest.mark.parametrize(*on_devices("L,S", [(0, 5), (4, 0), (0, 0)]))
+def test_empty_lengths(device, L, S):
     """L = 0: an empty output; S = 0: every row attends nothing, zeros (as PyTorch); zero gradients."""
     rng = np.random.default_rng(10)
     q, k, v = _qkv(rng, (2,), L, S, 3, 4, np.float64)
-    got = _engine_grads(q, k, v, rng.standard_normal((2, L, 4)))
+    got = _engine_grads(q, k, v, rng.standard_normal((2, L, 4)), device)
     assert [g.shape for g in got] == [(2, L, 4), q.shape, k.shape, v.shape]
     assert not any(np.any(g) for g in got)
 
 
-def test_nan_propagates():
+def test_nan_propagates(device):
     """A NaN in a query row makes that row's output NaN (no row is silently zeroed, as a fully masked one is),
     and the NaN reaches the gradients of every key the row attends (PyTorch's dense backward spreads it to
     every key)."""
     rng = np.random.default_rng(11)
     q, k, v = _qkv(rng, (1,), 4, 6, 3, 2, np.float64)
     q[0, 1, 2] = np.nan
-    got = _engine_grads(q, k, v, rng.standard_normal((1, 4, 2)), is_causal=True)
+    got = _engine_grads(q, k, v, rng.standard_normal((1, 4, 2)), device, is_causal=True)
     assert np.isnan(got[0][0, 1]).all() and np.isfinite(got[0][0, [0, 2, 3]]).all()
     assert np.isnan(got[1][0, 1]).all() and np.isfinite(got[1][0, [0, 2, 3]]).all()      # dq
     assert np.isnan(got[3][0, :2]).all() and np.isfinite(got[3][0, 2:]).all()     # dv: the keys row 1 attends
     assert np.isnan(got[2][0, :2]).all()     # dk: those too (elsewhere dS = 0 meets the NaN query in the GEMM)
 
 
-def test_no_grad_forward_and_lse_not_exposed():
-    q = engine.randn(1, 4, 3)
+def test_no_grad_forward_and_lse_not_exposed(device):
+    q = engine.randn(1, 4, 3, device=device)
     with engine.no_grad():
         out = F.scaled_dot_product_attention(q, q, q)
     assert out.shape == (1, 4, 3) and not out.requires_grad
+
+
+@pytest.mark.cuda
+def test_recurrent_and_attention_layers_agree_across_devices():
+    """nn.GRU feeding nn.MultiHeadAttention with valid lengths: outputs and a recurrent weight's gradient on
+    "cuda" equal the CPU's (float32 rounding)."""
+    from engine import nn
+    got = {}
+    for device in ("cpu", "cuda"):
+        engine.manual_seed(0)
+        gru = nn.GRU(3, 5).to(device)
+        mha = nn.MultiHeadAttention(5, 1, dropout=0.0).to(device)
+        x = engine.tensor(np.random.default_rng(2).standard_normal((4, 2, 3)), dtype=engine.float32, device=device)
+        out, h = gru(x)
+        q = out.transpose(0, 1)
+        y = mha(q, q, q, engine.tensor([2, 4], device=device))
+        y.sum().backward()
+        assert y.device == device and gru.weight_hh_l0.grad.device == device
+        got[device] = y.numpy(), gru.weight_hh_l0.grad.numpy()
+    for a, b in zip(got["cuda"], got["cpu"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

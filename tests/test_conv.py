@@ -1,17 +1,17 @@
-"""conv2d: reference against finite differences, both CPU paths (direct, implicit GEMM) against the reference,
-the book's vectors, argument checks, and the engine op against the tape and PyTorch."""
+"""conv2d: reference against finite differences, both CPU paths (direct, implicit GEMM) and the CUDA kernels
+against the reference, the book's vectors, argument checks, and the engine op (on each device) against the
+tape and PyTorch. Determinism: tests/test_determinism.py."""
 import warnings
 
-import numba
 import numpy as np
 import pytest
 
 import engine
 import engine.functional as F
-import kernels.cpu as cpu
 import kernels.cpu.conv as cpu_conv
 import kernels.reference as ref
-from conftest import assert_close, check_backward_fd, check_engine_grad, noncontig
+from conftest import (DTYPES, assert_close, cases, check_backward_fd, check_engine_grad, kernels_on, noncontig,
+                      on_devices, to_dev, to_host)
 
 rng = np.random.default_rng(0)
 
@@ -39,14 +39,23 @@ def make(cfg, dtype=np.float64, bias=True):
     return x, w, b, (s, p, d, g)
 
 
-@pytest.fixture(params=["direct", "gemm"])
-def path(request, monkeypatch):
-    """Run the CPU kernels on one path; the direct path only exists for stride 1."""
-    if request.param == "gemm":
+def kernels_on_path(device, path, monkeypatch):
+    """The device's conv kernels; on the CPU forced onto one path ("direct" only exists for stride 1, "gemm");
+    the CUDA kernels have one path ("any")."""
+    if path == "gemm":
         monkeypatch.setattr(cpu_conv, "_use_direct", lambda *a: False)
-    else:
+    elif path == "direct":
         monkeypatch.setattr(cpu_conv, "_use_direct", lambda stride, *a: tuple(stride) == (1, 1))
-    return request.param
+    return kernels_on(device)
+
+
+# the cuda half, small (the simulator runs each GPU thread in Python): 'same'-like, groups with asymmetric
+# padding and dilation, a kernel as large as the input, 1x1 with stride (gaps in dx), reductions past one
+# 16-wide tile (C*kh*kw and K), LeNet's first layer; both dtypes
+CUDA_CONFIGS = [CONFIGS[0], CONFIGS[2], CONFIGS[8], (1, 2, 6, 7, 5, 1, 1, (2, 3), (0, 0, 0, 0), (1, 1), 1),
+                (1, 17, 4, 4, 18, 2, 2, (1, 1), (0, 0, 0, 0), (1, 1), 1),
+                (2, 1, 5, 5, 3, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1), 1)]
+CUDA_CASES = [("any", c, DTYPES[n % 2]) for n, c in enumerate(CUDA_CONFIGS)]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS[:4] + CONFIGS[6:8], ids=IDS[:4] + IDS[6:8])
@@ -65,29 +74,34 @@ def test_reference_matches_torch():
         np.testing.assert_allclose(ref.conv2d_fwd(x, w, b, s, p, d, g), want, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
-def test_cpu_kernels_match_reference(cfg, dtype, path):
+@pytest.mark.parametrize(*on_devices("path,cfg,dtype", cases(["direct", "gemm"], CONFIGS, DTYPES), CUDA_CASES))
+def test_kernels_match_reference(device, path, cfg, dtype, monkeypatch):
+    K = kernels_on_path(device, path, monkeypatch)
     x, w, b, conf = make(cfg, dtype)
     want = ref.conv2d_fwd(x, w, b, *conf)
-    y = cpu.conv2d_fwd(x, w, b, *conf)
+    y = to_host(K.conv2d_fwd(to_dev(x, device), to_dev(w, device), to_dev(b, device), *conf))
     assert y.dtype == dtype
     assert_close(y, want, dtype, scale=4)
     dout = rng.standard_normal(want.shape).astype(dtype)
-    grads = cpu.conv2d_bwd(dout, x, w, *conf)
+    grads = to_host(K.conv2d_bwd(to_dev(dout, device), to_dev(x, device), to_dev(w, device), *conf))
     for got, exp, name in zip(grads, ref.conv2d_bwd(dout, x, w, *conf), ("dx", "dw", "db")):
         assert got.dtype == dtype
         assert_close(got, exp, dtype, scale=4, err_msg=name)
 
 
-def test_cpu_kernels_noncontiguous_and_partial_grads(dtype, path):
-    x, w, b, conf = make(CONFIGS[2] if path == "gemm" else CONFIGS[0], dtype)
-    y = cpu.conv2d_fwd(x, w, b, *conf)
-    assert_close(cpu.conv2d_fwd(noncontig(x), noncontig(w), noncontig(b), *conf), y, dtype)
-    assert_close(cpu.conv2d_fwd(x, w, None, *conf), ref.conv2d_fwd(x, w, None, *conf), dtype, scale=4)
+@pytest.mark.parametrize(*on_devices("path,dtype", cases(["direct", "gemm"], DTYPES), [("any", np.float32)]))
+def test_kernels_noncontiguous_and_partial_grads(device, path, dtype, monkeypatch):
+    K = kernels_on_path(device, path, monkeypatch)
+    x, w, b, conf = make(CONFIGS[0] if path == "direct" else CONFIGS[2], dtype)
+    dev = lambda a: to_dev(a, device)                                           # noqa: E731
+    nc = lambda a: noncontig(a, device)                                         # noqa: E731
+    y = to_host(K.conv2d_fwd(dev(x), dev(w), dev(b), *conf))
+    assert_close(to_host(K.conv2d_fwd(nc(x), nc(w), nc(b), *conf)), y, dtype)
+    assert_close(to_host(K.conv2d_fwd(dev(x), dev(w), None, *conf)), ref.conv2d_fwd(x, w, None, *conf), dtype, scale=4)
     dout = rng.standard_normal(y.shape).astype(dtype)
-    full = cpu.conv2d_bwd(dout, x, w, *conf)
+    full = to_host(K.conv2d_bwd(dev(dout), dev(x), dev(w), *conf))
     for need in [(True, False, False), (False, True, False), (False, False, True), (False, True, True)]:
-        got = cpu.conv2d_bwd(noncontig(dout), noncontig(x), noncontig(w), *conf, *need)
+        got = to_host(K.conv2d_bwd(nc(dout), nc(x), nc(w), *conf, *need))
         for g, f, n in zip(got, full, need):
             assert (g is None) != n
             if n:
@@ -99,33 +113,15 @@ def test_cpu_kernels_noncontiguous_and_partial_grads(dtype, path):
     ((2, 0, 5, 5), (4, 0, 3, 3), ((2, 2), (1, 1, 1, 1), (1, 1), 1)),     # no input channels: y is the bias
     ((2, 3, 0, 5), (4, 3, 1, 1), ((1, 1), (1, 1, 0, 0), (1, 1), 1)),     # zero-height input, padding only
 ])
-def test_cpu_kernels_empty_inputs(xs, ws, conf):
+def test_kernels_empty_inputs(device, xs, ws, conf):
+    K = kernels_on(device)
     x, w, b = np.zeros(xs, np.float32), np.ones(ws, np.float32), np.arange(ws[0], dtype=np.float32)
-    y = cpu.conv2d_fwd(x, w, b, *conf)
+    y = to_host(K.conv2d_fwd(to_dev(x, device), to_dev(w, device), to_dev(b, device), *conf))
     np.testing.assert_array_equal(y, ref.conv2d_fwd(x, w, b, *conf))
     dout = np.ones_like(y)
-    for got, want in zip(cpu.conv2d_bwd(dout, x, w, *conf), ref.conv2d_bwd(dout, x, w, *conf)):
-        np.testing.assert_array_equal(got, want)
-
-
-def test_bitwise_repeat_and_parallel_matches_serial(path):
-    x, w, b, conf = make(CONFIGS[0] if path == "direct" else CONFIGS[7], np.float32)
-    dout = rng.standard_normal(ref.conv2d_fwd(x, w, b, *conf).shape).astype(np.float32)
-
-    def run():
-        return (cpu.conv2d_fwd(x, w, b, *conf),) + cpu.conv2d_bwd(dout, x, w, *conf)
-
-    first = run()
-    for a, c in zip(first, run()):
-        np.testing.assert_array_equal(a, c)
-    threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        serial = run()
-    finally:
-        numba.set_num_threads(threads)
-    for a, c in zip(first, serial):
-        np.testing.assert_array_equal(a, c)
+    got = to_host(K.conv2d_bwd(to_dev(dout, device), to_dev(x, device), to_dev(w, device), *conf))
+    for g, want in zip(got, ref.conv2d_bwd(dout, x, w, *conf)):
+        np.testing.assert_array_equal(g, want)
 
 
 def test_book_vectors():
@@ -180,12 +176,15 @@ def test_bad_arguments_are_rejected(kwargs, exc, name):
         F.conv2d(**args)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1), dict(padding="same", dilation=(1, 2), groups=2),
-                                dict(padding="valid", stride=(1, 2), groups=2)])
-def test_engine_conv2d_against_tape(kw):
+TAPE_KW = [dict(), dict(stride=2, padding=1), dict(padding="same", dilation=(1, 2), groups=2),
+           dict(padding="valid", stride=(1, 2), groups=2)]
+
+
+@pytest.mark.parametrize(*on_devices("kw", TAPE_KW, TAPE_KW[1:3]))
+def test_engine_conv2d_against_tape(device, kw):
     x = rng.standard_normal((2, 4, 6, 7))
     w = rng.standard_normal((4, 4 // kw.get("groups", 1), 3, 2))
-    check_engine_grad(lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, rng.standard_normal(4)])
+    check_engine_grad(lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, rng.standard_normal(4)], device=device)
 
 
 @pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=(2, 1), padding=(0, 2), dilation=2, groups=3),
@@ -213,19 +212,19 @@ def test_engine_conv2d_against_torch(kw, bias, batched):
             np.testing.assert_allclose(t.grad.numpy(), q.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
-def test_engine_empty_batch():
-    x = engine.tensor(np.zeros((0, 3, 5, 5)), requires_grad=True)
-    w = engine.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
-    y = F.conv2d(x, w, engine.tensor(np.ones(4), requires_grad=True), padding=1)
+def test_engine_empty_batch(device):
+    x = engine.tensor(np.zeros((0, 3, 5, 5)), requires_grad=True, device=device)
+    w = engine.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True, device=device)
+    y = F.conv2d(x, w, engine.tensor(np.ones(4), requires_grad=True, device=device), padding=1)
     assert y.shape == (0, 4, 5, 5)
     y.sum().backward()
     assert x.grad.shape == (0, 3, 5, 5) and not w.grad.numpy().any()
 
 
-def test_engine_grads_only_where_needed():
-    x = engine.tensor(rng.standard_normal((2, 3, 5, 5)))
-    w = engine.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
-    b = engine.tensor(rng.standard_normal(4))
+def test_engine_grads_only_where_needed(device):
+    x = engine.tensor(rng.standard_normal((2, 3, 5, 5)), device=device)
+    w = engine.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True, device=device)
+    b = engine.tensor(rng.standard_normal(4), device=device)
     F.conv2d(x, w, b, padding=1).sum().backward()
     assert x.grad is None and b.grad is None and w.grad.shape == (4, 3, 3, 3)
     with engine.no_grad():

@@ -1,43 +1,56 @@
-"""embedding and linear: kernels against references, engine gradients, errors."""
-import numba
+"""embedding and linear: both backends' kernels against the references, engine gradients (on each device),
+errors. Determinism: tests/test_determinism.py."""
 import numpy as np
 import pytest
 
 import engine
 import engine.functional as F
-import kernels.cpu as cpu
 import kernels.reference as ref
-from conftest import assert_close, check_engine_grad
+from conftest import DTYPES, assert_close, cases, check_engine_grad, kernels_on, on_devices, to_dev, to_host
 
 rng = np.random.default_rng(0)
+EMB = [((5,), 7, 3, -1), ((4, 9), 11, 33, 2), ((2, 50), 5, 300, -1)]     # (4, 9): repeated rows sum
 
 
-@pytest.mark.parametrize("idx_shape,num,dim,pad", [((5,), 7, 3, -1), ((4, 9), 11, 33, 2), ((2, 50), 5, 300, -1)])
-def test_embedding_kernels_match_reference(idx_shape, num, dim, pad, dtype):
+@pytest.mark.parametrize(*on_devices("case,dtype", cases(EMB, DTYPES), [(EMB[0], np.float64), (EMB[1], np.float32)]))
+def test_embedding_kernels_match_reference(device, case, dtype):
+    K, (idx_shape, num, dim, pad) = kernels_on(device), case
     idx = rng.integers(0, num, idx_shape)
     w = rng.standard_normal((num, dim)).astype(dtype)
-    assert_close(cpu.embedding_fwd(idx, w), ref.embedding_fwd(idx, w.astype(np.float64)), dtype)
+    out = to_host(K.embedding_fwd(to_dev(idx, device), to_dev(w, device)))
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, ref.embedding_fwd(idx, w.astype(np.float64)))         # a copy: exact
     dout = rng.standard_normal(idx_shape + (dim,)).astype(dtype)
-    dw = cpu.embedding_bwd(dout, idx, num, pad)
+    dw = to_host(K.embedding_bwd(to_dev(dout, device), to_dev(idx, device), num, pad))
     assert_close(dw, ref.embedding_bwd(dout.astype(np.float64), idx, num, pad), dtype)
 
 
-def test_embedding_backward_parallel_matches_serial():
-    idx = rng.integers(0, 4, (1000,))                 # many repeats: the race a naive prange would have
-    dout = rng.standard_normal((1000, 64)).astype(np.float32)
-    a = cpu.embedding_bwd(dout, idx, 4)
-    numba.set_num_threads(1)
-    try:
-        b = cpu.embedding_bwd(dout, idx, 4)
-    finally:
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    np.testing.assert_array_equal(a, b)
+@pytest.mark.parametrize(*on_devices("dtype", DTYPES))
+def test_linear_kernels_match_reference(device, dtype):
+    K = kernels_on(device)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((2, 3, 4), (5, 4), (5,)))
+    y = to_host(K.linear_fwd(to_dev(x, device), to_dev(w, device), to_dev(b, device)))
+    assert y.dtype == dtype
+    assert_close(y, ref.linear_fwd(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64)), dtype)
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    grads = to_host(K.linear_bwd(to_dev(dout, device), to_dev(x, device), to_dev(w, device)))
+    for g, e in zip(grads, ref.linear_bwd(*(a.astype(np.float64) for a in (dout, x, w)))):
+        assert g.dtype == dtype
+        assert_close(g, e, dtype)
 
 
-def test_embedding_engine_gradient_and_padding():
-    idx = engine.tensor([[0, 2, 2], [1, 0, 3]])
-    check_engine_grad(lambda w: F.embedding(idx, w) * 2, [rng.standard_normal((4, 5))])
-    w = engine.tensor(rng.standard_normal((4, 5)), requires_grad=True)
+def test_linear_kernels_without_input_features(device):
+    """No input features: empty dx and dw, db the column sums, no reshape error (PyTorch's behaviour)."""
+    K = kernels_on(device)
+    dx, dw, db = to_host(K.linear_bwd(to_dev(np.ones((2, 4)), device), to_dev(np.zeros((2, 0)), device),
+                                      to_dev(np.zeros((4, 0)), device)))
+    assert dx.shape == (2, 0) and dw.shape == (4, 0) and (db == 2).all()
+
+
+def test_embedding_engine_gradient_and_padding(device):
+    idx = engine.tensor([[0, 2, 2], [1, 0, 3]], device=device)
+    check_engine_grad(lambda w: F.embedding(idx, w) * 2, [rng.standard_normal((4, 5))], device=device)
+    w = engine.tensor(rng.standard_normal((4, 5)), requires_grad=True, device=device)
     F.embedding(idx, w, padding_idx=2).sum().backward()
     np.testing.assert_array_equal(w.grad.numpy()[2], 0)
     np.testing.assert_array_equal(w.grad.numpy()[0], 2)
@@ -57,12 +70,12 @@ def test_embedding_bad_input():
         F.embedding(engine.tensor([0]), w, padding_idx=7)
 
 
-def test_linear_gradients_and_torch():
+def test_linear_gradients_and_torch(device):
     x, w, b = rng.standard_normal((2, 3, 5)), rng.standard_normal((4, 5)), rng.standard_normal(4)
-    check_engine_grad(F.linear, [x, w, b])
-    check_engine_grad(lambda x, w: F.linear(x, w), [x, w])
+    check_engine_grad(F.linear, [x, w, b], device=device)
+    check_engine_grad(lambda x, w: F.linear(x, w), [x, w], device=device)
     torch = pytest.importorskip("torch")
-    out = F.linear(engine.tensor(x, dtype=np.float64), engine.tensor(w, dtype=np.float64), engine.tensor(b, dtype=np.float64))
+    out = F.linear(*(engine.tensor(a, dtype=np.float64, device=device) for a in (x, w, b)))
     expected = torch.nn.functional.linear(torch.tensor(x), torch.tensor(w), torch.tensor(b)).numpy()
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12)
 

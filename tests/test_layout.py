@@ -1,4 +1,5 @@
-"""Project layout rules: backends mirror the reference name for name, and importing compiles nothing."""
+"""Project layout rules: both backends (kernels.cpu, kernels.cuda) mirror the reference name for name, and
+importing compiles nothing. These run in the CPU process: importing kernels.cuda needs no GPU."""
 import importlib
 import pkgutil
 import subprocess
@@ -21,6 +22,18 @@ def test_cpu_backend_mirrors_the_reference_module_for_module():
         assert public(ref), f"kernels.reference.{fam} exports nothing"
         assert public(cpu) == public(ref), f"{fam}: cpu {sorted(public(cpu))} vs reference {sorted(public(ref))}"
     assert public(kernels.cpu.conv) <= set(dir(kernels.cpu))
+
+
+def test_cuda_backend_mirrors_the_reference_module_for_module():
+    """kernels.cuda exports the reference's names, module for module (importing it needs no GPU)."""
+    import kernels.cuda
+    cuda_modules = {m.name for m in pkgutil.iter_modules(kernels.cuda.__path__) if not m.name.startswith("_")}
+    assert cuda_modules == set(FAMILY_MODULES), f"cuda {sorted(cuda_modules)} vs reference {FAMILY_MODULES}"
+    for fam in FAMILY_MODULES:
+        ref = importlib.import_module(f"kernels.reference.{fam}")
+        cu = importlib.import_module(f"kernels.cuda.{fam}")
+        assert public(cu) == public(ref), f"{fam}: cuda {sorted(public(cu))} vs reference {sorted(public(ref))}"
+        assert public(cu) <= set(dir(kernels.cuda)), f"kernels.cuda does not export all of kernels.cuda.{fam}"
 
 
 def test_every_kernel_name_has_a_forward_and_a_backward_or_is_an_update():

@@ -89,3 +89,52 @@ def test_optimization_paths_reach_the_minimum():
     s, run = run_experiment("optimization")
     assert s["convex_GD_dist_to_min"] < 1e-2
     assert set(run.figures) == {"convex", "nonconvex"}
+
+
+# ---- the experiments on "cuda" (the cuda half: a GPU, or the simulator under `make test`) ------------------
+import pytest  # noqa: E402
+
+
+@pytest.mark.cuda
+def test_a_classifier_experiment_trains_alike_on_cuda(monkeypatch):
+    """The model zoo's classifiers run on cfg.device (`python -m engine.train mlp --device cuda`): an epoch of
+    softmax regression (on 48 of the digits: the simulator runs every GPU thread in Python) gives the CPU's
+    accuracy and, to rounding, its losses."""
+    from engine import models
+    from engine.models import classification
+    full = classification.digits
+
+    def few(*args, **kwargs):
+        x_train, x_val, y_train, y_val = full(*args, **kwargs)
+        return x_train[:32], x_val[:16], y_train[:32], y_val[:16]
+    monkeypatch.setattr(classification, "digits", few)
+    out = {}
+    for device in ("cpu", "cuda"):
+        exp = models.get("softmax-regression")
+        assert "cuda" in exp.devices
+        cfg = models.Config(exp.defaults)
+        cfg.update(epochs=1, batch_size=16, device=device, seed=0)
+        engine.manual_seed(0)
+        out[device] = exp.fn(cfg, models.Run("softmax-regression", cfg, quiet=True))
+    assert out["cuda"]["val_acc"] == out["cpu"]["val_acc"] and out["cuda"]["train_acc"] == out["cpu"]["train_acc"]
+    for k in ("train_loss", "val_loss"):
+        assert abs(out["cuda"][k] - out["cpu"][k]) < 1e-5
+
+
+@pytest.mark.cuda
+def test_the_runner_says_which_experiments_run_on_cuda(capsys, monkeypatch, tmp_path):
+    """Every bundled experiment runs on "cuda" (tests/test_experiments.py compares each with the CPU); the
+    runner runs one there, and refuses, naming those that do, an experiment registered for the CPU only."""
+    import json
+    from engine import train
+    assert all("cuda" in models.get(n).devices for n in models.names())
+    assert train.main(["optimization", "--device", "cuda", "--epochs", "2", "--quiet", "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "optimization.json").read_text())
+    assert record["config"]["device"] == "cuda" and len(record["curves"]["convex_GD_f"]) == 3
+    monkeypatch.setitem(models.REGISTRY, "cpu-only", None)              # removed again after the test
+    models.experiment("cpu-only", "runs on the CPU only", devices=("cpu",))(lambda cfg, run: {})
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        train.main(["cpu-only", "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert "cpu-only runs on cpu only" in err and "lenet" in err and "ngram" in err and "cpu-only," not in err

@@ -1,4 +1,5 @@
-"""Modules: registration, modes, state dicts, default initialization, clip_grad_norm_, checkpoints."""
+"""Modules: registration, modes, state dicts, default initialization, clip_grad_norm_, checkpoints; state dicts,
+clip_grad_norm_ and a forward pass on each device."""
 import math
 import os
 
@@ -24,14 +25,17 @@ def test_train_eval_propagates():
     assert all(x.training for x in m.modules())
 
 
-def test_state_dict_round_trip_with_buffers():
-    m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+def test_state_dict_round_trip_with_buffers(device):
+    m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)).to(device)
+    m(engine.randn(4, 2, device=device))                          # running statistics move off their defaults
     sd = m.state_dict()
     assert list(sd) == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
                         "1.num_batches_tracked"]
-    m2 = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    m2 = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)).to(device)
     m2.load_state_dict(sd)
     np.testing.assert_array_equal(m2[0].weight.numpy(), m[0].weight.numpy())
+    np.testing.assert_array_equal(m2[1].running_var.numpy(), m[1].running_var.numpy())
+    assert all(t.device == device for t in list(m2.parameters()) + list(m2.buffers()))
     with pytest.raises(KeyError, match="missing"):
         m2.load_state_dict({"0.weight": sd["0.weight"]})
     bad = dict(sd)
@@ -61,12 +65,12 @@ def test_init_functions_have_the_right_spread(fn, std):
     assert abs(t.numpy().std() / std - 1) < 0.03
 
 
-def test_clip_grad_norm():
-    a = engine.tensor([3.0], requires_grad=True)
-    b = engine.tensor([4.0], requires_grad=True)
+def test_clip_grad_norm(device):
+    a = engine.tensor([3.0], requires_grad=True, device=device)
+    b = engine.tensor([4.0], requires_grad=True, device=device)
     (a * a / 2 + b * b / 2).sum().backward()           # grads 3 and 4: norm 5
     total = nn.utils.clip_grad_norm_([a, b], 1.0)
-    assert isinstance(total, engine.Tensor) and total.shape == ()
+    assert isinstance(total, engine.Tensor) and total.shape == () and total.device == device
     assert abs(float(total) - 5.0) < 1e-6
     np.testing.assert_allclose([a.grad.item(), b.grad.item()], [0.6, 0.8], rtol=1e-5)
     assert abs(float(nn.utils.clip_grad_norm_([a, b], 10.0)) - 1.0) < 1e-5     # under the limit: unchanged
@@ -77,13 +81,15 @@ def test_clip_grad_norm():
         nn.utils.clip_grad_norm_([a, b], 1.0, norm_type=0)
 
 
-def test_module_matches_torch_functionally():
+def test_module_matches_torch_functionally(device):
     torch = pytest.importorskip("torch")
-    m = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3), nn.Sigmoid())
+    m = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3), nn.Sigmoid()).to(device)
     t = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3), torch.nn.Sigmoid())
     t.load_state_dict({k: torch.tensor(v.numpy()) for k, v in m.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32)
-    np.testing.assert_allclose(m(engine.tensor(x)).numpy(), t(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    y = m(engine.tensor(x, device=device))
+    assert y.device == device
+    np.testing.assert_allclose(y.numpy(), t(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_save_load_round_trip_and_atomicity(tmp_path):

@@ -1,19 +1,25 @@
-"""SGD, Adam and AdamW: fused kernels against the references and closed forms, and against PyTorch."""
+"""SGD, Adam and AdamW: both backends' fused kernels against the references, the optimizers (on each device)
+against closed forms and PyTorch."""
 import numpy as np
 import pytest
 
 import engine
-import kernels.cpu as cpu
 import kernels.reference as ref
+from conftest import kernels_on, to_dev, to_host
 from engine import nn, optim
 
 rng = np.random.default_rng(0)
 
 
-def test_sgd_weight_decay_without_momentum_is_the_books_formula(dtype):
+def _n(device):
+    """Parameter count for the kernel tests: past the CPU's parallel threshold; a few blocks on "cuda"."""
+    return 300 if device == "cuda" else 70000
+
+
+def test_sgd_weight_decay_without_momentum_is_the_books_formula(device, dtype):
     w0, g = rng.standard_normal(1000).astype(dtype), rng.standard_normal(1000).astype(dtype)
-    p = engine.tensor(w0.copy(), dtype=dtype, requires_grad=True)
-    p.grad = engine.tensor(g, dtype=dtype)
+    p = engine.tensor(w0.copy(), dtype=dtype, requires_grad=True, device=device)
+    p.grad = engine.tensor(g, dtype=dtype, device=device)
     optim.SGD([p], lr=0.1, weight_decay=0.01).step()
     expected = (1 - 0.1 * 0.01) * w0.astype(np.float64) - 0.1 * g
     np.testing.assert_allclose(p.numpy(), expected, rtol=1e-6 if dtype == np.float32 else 1e-14)
@@ -21,48 +27,56 @@ def test_sgd_weight_decay_without_momentum_is_the_books_formula(dtype):
 
 @pytest.mark.parametrize("momentum,dampening,nesterov,wd", [(0.0, 0.0, False, 0.0), (0.9, 0.0, False, 1e-4),
                                                             (0.9, 0.1, False, 0.0), (0.8, 0.0, True, 1e-2)])
-def test_sgd_kernel_matches_reference_over_steps(momentum, dampening, nesterov, wd, dtype):
-    p_k = rng.standard_normal(70000).astype(dtype)
-    p_r = p_k.astype(np.float64)
-    b_k, b_r = np.empty_like(p_k), np.empty_like(p_r)
+def test_sgd_kernel_matches_reference_over_steps(device, momentum, dampening, nesterov, wd, dtype):
+    K = kernels_on(device)
+    p0 = rng.standard_normal(_n(device)).astype(dtype)
+    p_r = p0.astype(np.float64)
+    p_k, b_k, b_r = to_dev(p0, device), to_dev(np.empty_like(p0), device), np.empty_like(p_r)
     for step in range(3):
-        g = rng.standard_normal(p_k.shape).astype(dtype)
-        cpu.sgd_step(p_k, g, b_k if momentum else None, 0.05, momentum, dampening, nesterov, wd, step == 0)
+        g = rng.standard_normal(p0.shape).astype(dtype)
+        K.sgd_step(p_k, to_dev(g, device), b_k if momentum else None, 0.05, momentum, dampening, nesterov, wd,
+                   step == 0)
         ref.sgd_step(p_r, g.astype(np.float64), b_r, 0.05, momentum, dampening, nesterov, wd, step == 0)
-    np.testing.assert_allclose(p_k, p_r, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
+    np.testing.assert_allclose(to_host(p_k), p_r, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
 
 
-def test_adamw_kernel_matches_reference_over_steps(dtype):
-    p_k = rng.standard_normal(70000).astype(dtype)
-    p_r = p_k.astype(np.float64)
-    m_k, v_k, m_r, v_r = (np.zeros_like(p_k), np.zeros_like(p_k), np.zeros_like(p_r), np.zeros_like(p_r))
+def test_adamw_kernel_matches_reference_over_steps(device, dtype):
+    K = kernels_on(device)
+    p0 = rng.standard_normal(_n(device)).astype(dtype)
+    p_r = p0.astype(np.float64)
+    p_k, m_k, v_k = (to_dev(a, device) for a in (p0, np.zeros_like(p0), np.zeros_like(p0)))
+    m_r, v_r = np.zeros_like(p_r), np.zeros_like(p_r)
     for step in range(1, 4):
-        g = rng.standard_normal(p_k.shape).astype(dtype)
-        cpu.adamw_step(p_k, g, m_k, v_k, 1e-2, 0.9, 0.999, 1e-8, 0.05, step)
+        g = rng.standard_normal(p0.shape).astype(dtype)
+        K.adamw_step(p_k, to_dev(g, device), m_k, v_k, 1e-2, 0.9, 0.999, 1e-8, 0.05, step)
         ref.adamw_step(p_r, g.astype(np.float64), m_r, v_r, 1e-2, 0.9, 0.999, 1e-8, 0.05, step)
-    np.testing.assert_allclose(p_k, p_r, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
+    np.testing.assert_allclose(to_host(p_k), p_r, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
 
 
 @pytest.mark.parametrize("wd", [0.0, 0.05])
-def test_adam_kernel_matches_reference_over_steps(wd, dtype):
-    p_k = rng.standard_normal(70000).astype(dtype)              # > PARALLEL_MIN: the prange'd driver runs
-    p_r = p_k.astype(np.float64)
-    m_k, v_k, m_r, v_r = (np.zeros_like(p_k), np.zeros_like(p_k), np.zeros_like(p_r), np.zeros_like(p_r))
+def test_adam_kernel_matches_reference_over_steps(device, wd, dtype):
+    K = kernels_on(device)
+    p0 = rng.standard_normal(_n(device)).astype(dtype)          # CPU: > PARALLEL_MIN, the prange'd driver runs
+    p_r = p0.astype(np.float64)
+    p_k, m_k, v_k = (to_dev(a, device) for a in (p0, np.zeros_like(p0), np.zeros_like(p0)))
+    m_r, v_r = np.zeros_like(p_r), np.zeros_like(p_r)
     for step in range(1, 4):
-        g = rng.standard_normal(p_k.shape).astype(dtype)
-        cpu.adam_step(p_k, g, m_k, v_k, 1e-2, 0.9, 0.999, 1e-8, wd, step)
+        g = rng.standard_normal(p0.shape).astype(dtype)
+        K.adam_step(p_k, to_dev(g, device), m_k, v_k, 1e-2, 0.9, 0.999, 1e-8, wd, step)
         ref.adam_step(p_r, g.astype(np.float64), m_r, v_r, 1e-2, 0.9, 0.999, 1e-8, wd, step)
-    np.testing.assert_allclose(p_k, p_r, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
-    np.testing.assert_allclose(m_k, m_r, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
+    tol = dict(rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
+    np.testing.assert_allclose(to_host(p_k), p_r, **tol)
+    np.testing.assert_allclose(to_host(m_k), m_r, **tol)
+    np.testing.assert_allclose(to_host(v_k), v_r, **tol)
 
 
-def test_adam_weight_decay_is_coupled_unlike_adamw():
+def test_adam_weight_decay_is_coupled_unlike_adamw(device):
     """Adam adds wd*p to the gradient (then normalizes it away on the first step); AdamW decays p itself."""
     w0, g = rng.standard_normal(100), rng.standard_normal(100)
     out = {}
     for cls in (optim.Adam, optim.AdamW):
-        p = engine.tensor(w0.copy(), dtype=np.float64, requires_grad=True)
-        p.grad = engine.tensor(g, dtype=np.float64)
+        p = engine.tensor(w0.copy(), dtype=np.float64, requires_grad=True, device=device)
+        p.grad = engine.tensor(g, dtype=np.float64, device=device)
         cls([p], lr=0.01, weight_decay=0.5, eps=0.0).step()
         out[cls.__name__] = p.numpy()
     np.testing.assert_allclose(out["Adam"], w0 - 0.01 * np.sign(g + 0.5 * w0), rtol=1e-12)
@@ -70,11 +84,11 @@ def test_adam_weight_decay_is_coupled_unlike_adamw():
     assert isinstance(optim.AdamW([engine.tensor([1.0], requires_grad=True)]), optim.Adam)
 
 
-def test_adamw_first_step_closed_form():
+def test_adamw_first_step_closed_form(device):
     # After one step, m_hat = g and v_hat = g^2, so the step is lr * sign(g) (eps aside) after decay.
     w0, g = rng.standard_normal(100), rng.standard_normal(100)
-    p = engine.tensor(w0.copy(), dtype=np.float64, requires_grad=True)
-    p.grad = engine.tensor(g, dtype=np.float64)
+    p = engine.tensor(w0.copy(), dtype=np.float64, requires_grad=True, device=device)
+    p.grad = engine.tensor(g, dtype=np.float64, device=device)
     optim.AdamW([p], lr=0.01, weight_decay=0.1, eps=0.0).step()
     np.testing.assert_allclose(p.numpy(), w0 * (1 - 0.01 * 0.1) - 0.01 * np.sign(g), rtol=1e-12)
 
@@ -91,15 +105,15 @@ def test_adamw_first_step_closed_form():
     lambda ps, torch: (optim.Adam(ps[0], lr=0.05, weight_decay=0.1, decoupled_weight_decay=True),
                        torch.optim.Adam(ps[1], lr=0.05, weight_decay=0.1, decoupled_weight_decay=True)),
 ])
-def test_optimizers_follow_pytorch(make):
+def test_optimizers_follow_pytorch(device, make):
     torch = pytest.importorskip("torch")
     w0 = rng.standard_normal((5, 3))
-    mine = [engine.tensor(w0.copy(), dtype=np.float64, requires_grad=True)]
+    mine = [engine.tensor(w0.copy(), dtype=np.float64, requires_grad=True, device=device)]
     theirs = [torch.tensor(w0.copy(), requires_grad=True)]
     o1, o2 = make((mine, theirs), torch)
     for _ in range(4):
         g = rng.standard_normal(w0.shape)
-        mine[0].grad = engine.tensor(g, dtype=np.float64)
+        mine[0].grad = engine.tensor(g, dtype=np.float64, device=device)
         theirs[0].grad = torch.tensor(g)
         o1.step()
         o2.step()
@@ -107,7 +121,7 @@ def test_optimizers_follow_pytorch(make):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_adam_trains_a_model_as_pytorch_step_for_step(dtype):
+def test_adam_trains_a_model_as_pytorch_step_for_step(device, dtype):
     """A small MLP, the same weights and data, 5 steps of Adam with weight decay on both sides: every
     parameter and the Adam state stay equal to PyTorch's (float64 to 1e-10, float32 to float32 rounding)."""
     torch = pytest.importorskip("torch")
@@ -118,11 +132,13 @@ def test_adam_trains_a_model_as_pytorch_step_for_step(dtype):
     with torch.no_grad():
         for (k, p), q in zip(mine.state_dict().items(), theirs.parameters()):
             q.copy_(torch.tensor(p.numpy()))
+    mine = mine.to(device)
     o1 = optim.Adam(mine.parameters(), lr=0.02, weight_decay=0.01)
     o2 = torch.optim.Adam(theirs.parameters(), lr=0.02, weight_decay=0.01)
     for _ in range(5):
         o1.zero_grad()
-        ((mine(engine.tensor(x, dtype=dtype)) - engine.tensor(y, dtype=dtype)) ** 2).mean().backward()
+        ((mine(engine.tensor(x, dtype=dtype, device=device)) - engine.tensor(y, dtype=dtype, device=device)) ** 2
+         ).mean().backward()
         o1.step()
         o2.zero_grad()
         ((theirs(torch.tensor(x, dtype=tdt)) - torch.tensor(y, dtype=tdt)) ** 2).mean().backward()
@@ -130,20 +146,21 @@ def test_adam_trains_a_model_as_pytorch_step_for_step(dtype):
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
     for p, q in zip(mine.parameters(), theirs.parameters()):
         np.testing.assert_allclose(p.numpy(), q.detach().numpy(), **tol)
-        np.testing.assert_allclose(o1.state[id(p)]["exp_avg_sq"], o2.state[q]["exp_avg_sq"].numpy(), **tol)
+        assert p.device == device
+        np.testing.assert_allclose(to_host(o1.state[id(p)]["exp_avg_sq"]), o2.state[q]["exp_avg_sq"].numpy(), **tol)
         assert o1.state[id(p)]["step"] == int(o2.state[q]["step"]) == 5
 
 
-def test_optimizer_state_dict_round_trip():
-    m = nn.Linear(3, 2)
+def test_optimizer_state_dict_round_trip(device):
+    m = nn.Linear(3, 2).to(device)
     o = optim.AdamW(m.parameters(), lr=0.1)
-    m(engine.tensor(np.ones((4, 3), np.float32))).sum().backward()
+    m(engine.ones(4, 3, device=device)).sum().backward()
     o.step()
     o2 = optim.AdamW(m.parameters(), lr=0.5)
     o2.load_state_dict(o.state_dict())
     assert o2.param_groups[0]["lr"] == 0.1
     st = o2.state[id(m.weight)]
-    assert st["step"] == 1 and np.array_equal(st["exp_avg"], o.state[id(m.weight)]["exp_avg"])
+    assert st["step"] == 1 and np.array_equal(to_host(st["exp_avg"]), to_host(o.state[id(m.weight)]["exp_avg"]))
 
 
 def test_bad_arguments():
@@ -179,10 +196,10 @@ def test_bad_arguments():
         optim.SGD(p, lr=0.1).load_state_dict(None)
 
 
-def test_frozen_parameter_is_kept_and_skipped():
+def test_frozen_parameter_is_kept_and_skipped(device):
     """A tensor that does not require grad is accepted (PyTorch's freeze-then-unfreeze habit) and stepped
     once it requires grad and has a gradient."""
-    frozen = engine.tensor([1.0])
+    frozen = engine.tensor([1.0], device=device)
     o = optim.SGD([frozen], lr=0.5)
     o.step()
     assert frozen.item() == 1.0
@@ -192,8 +209,9 @@ def test_frozen_parameter_is_kept_and_skipped():
     assert frozen.item() == 0.0
 
 
-def test_zero_grad_and_skip_params_without_grad():
-    a, b = engine.tensor([1.0], requires_grad=True), engine.tensor([2.0], requires_grad=True)
+def test_zero_grad_and_skip_params_without_grad(device):
+    a, b = engine.tensor([1.0], requires_grad=True, device=device), engine.tensor([2.0], requires_grad=True,
+                                                                                    device=device)
     o = optim.SGD([a, b], lr=1.0)
     (a * 3).sum().backward()
     o.step()

@@ -1,13 +1,15 @@
-"""Pool family: max_pool2d, avg_pool2d, adaptive_avg_pool2d (reference, CPU kernels, engine ops)."""
-import numba
+"""Pool family: max_pool2d, avg_pool2d, adaptive_avg_pool2d (reference, both backends' kernels, engine ops on
+each device). Determinism: tests/test_determinism.py."""
 import numpy as np
 import pytest
 
-import kernels.cpu.pool as K
+import engine
 import kernels.reference.pool as R
 import engine.functional as F
 from engine.tensor import Tensor
-from tests.conftest import assert_close, check_backward_fd, noncontig
+from conftest import DTYPES, assert_close, cases, check_backward_fd, kernels_on, noncontig, on_devices, to_dev, to_host
+
+f32, f64 = np.float32, np.float64
 
 # (H, W, kernel, stride, padding, ceil_mode): odd sizes, tiling / overlapping / gapped windows,
 # padding, ceil overhang, windows larger than the input along one axis, the literal fast paths.
@@ -27,6 +29,8 @@ CONFIGS = [
     (9, 6, (2, 3), (3, 1), (1, 0), True),
 ]
 IDS = [f"{h}x{w}-k{k[0]}{k[1]}-s{s[0]}{s[1]}-p{p[0]}{p[1]}{'-ceil' if c else ''}" for h, w, k, s, p, c in CONFIGS]
+# a cuda subset where a test loops over configs: tiling, overlap with padding, ceil overhang, a wide window, gaps
+CUDA_CONFIGS = [CONFIGS[i] for i in (0, 4, 7, 10, 12)]
 ADAPTIVE = [((7, 9), (1, 1)), ((7, 9), (3, 4)), ((5, 5), (5, 5)), ((4, 6), (7, 2)), ((13, 8), (4, 3)), ((1, 1), (2, 2))]
 
 
@@ -67,63 +71,71 @@ def test_reference_adaptive_backward_fd(hw, out):
                       lambda d, x: R.adaptive_avg_pool2d_bwd(d, x.shape), [x])
 
 
-# ------------------------------------------------------------------------- CPU kernels vs reference
-@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
-def test_cpu_max_pool(cfg, dtype):
+# ------------------------------------------------------------------------------ kernels vs reference
+@pytest.mark.parametrize(*on_devices("cfg,dtype", cases(CONFIGS, DTYPES),
+                                     [(c, DTYPES[i % 2]) for i, c in enumerate(CONFIGS)]))
+def test_max_pool_kernels(device, cfg, dtype):
+    K = kernels_on(device)
     H, W, k, s, p, c = cfg
     rng = np.random.default_rng(4)
     for x in (distinct((2, 3, H, W), rng, dtype), ties((2, 3, H, W), rng, dtype)):
-        out, am = K.max_pool2d_fwd(noncontig(x), k, s, p, c)
+        out, am = K.max_pool2d_fwd(noncontig(x, device), k, s, p, c)
         rout, ram = R.max_pool2d_fwd(x, k, s, p, c)
         assert out.dtype == dtype and am.dtype == np.int32
-        np.testing.assert_array_equal(out, rout)        # max is exact
-        np.testing.assert_array_equal(am, ram)          # same tie rule as the reference (PyTorch's)
+        np.testing.assert_array_equal(to_host(out), rout)        # max is exact
+        np.testing.assert_array_equal(to_host(am), ram)          # same tie rule as the reference (PyTorch's)
         d = rng.standard_normal(out.shape).astype(dtype)
-        dx = K.max_pool2d_bwd(noncontig(d), am, x.shape, k, s, p, c)
+        dx = to_host(K.max_pool2d_bwd(noncontig(d, device), am, x.shape, k, s, p, c))
         assert dx.dtype == dtype
         assert_close(dx, R.max_pool2d_bwd(d, ram, x.shape, k, s, p, c), dtype)
 
 
-def test_cpu_max_pool_nan_and_inf(dtype):
+@pytest.mark.parametrize(*on_devices("dtype", DTYPES, [f32]))
+def test_max_pool_nan_and_inf(device, dtype):
     """NaN propagates (PyTorch: the last NaN in the window is the argmax); an all -inf window
     points at its first in-image element, never at padding."""
+    K = kernels_on(device)
     rng = np.random.default_rng(5)
-    for H, W, k, s, p, c in CONFIGS:
+    for H, W, k, s, p, c in (CONFIGS if device == "cpu" else CUDA_CONFIGS):
         x = ties((2, 2, H, W), rng, dtype)
         x[0, 0] = -np.inf
         x[0, 1, ::2, 1::3] = np.nan
         x[1, 0, H // 2, :] = np.nan
         x[1, 1, :, 0] = -np.inf
-        out, am = K.max_pool2d_fwd(x, k, s, p, c)
+        out, am = to_host(K.max_pool2d_fwd(to_dev(x, device), k, s, p, c))
         rout, ram = R.max_pool2d_fwd(x, k, s, p, c)
         np.testing.assert_array_equal(out, rout)
         np.testing.assert_array_equal(am, ram)
 
 
-@pytest.mark.parametrize("cip", [True, False])
-@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
-def test_cpu_avg_pool(cfg, cip, dtype):
+@pytest.mark.parametrize(*on_devices("cfg,cip,dtype", cases(CONFIGS, [True, False], DTYPES),
+                                     [(c, i % 2 == 0, DTYPES[i // 2 % 2]) for i, c in enumerate(CONFIGS)]))
+def test_avg_pool_kernels(device, cfg, cip, dtype):
+    K = kernels_on(device)
     H, W, k, s, p, c = cfg
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 3, H, W)).astype(dtype)
-    out = K.avg_pool2d_fwd(noncontig(x), k, s, p, c, cip)
+    out = K.avg_pool2d_fwd(noncontig(x, device), k, s, p, c, cip)
     assert out.dtype == dtype
-    assert_close(out, R.avg_pool2d_fwd(x, k, s, p, c, cip), dtype)
+    assert_close(to_host(out), R.avg_pool2d_fwd(x, k, s, p, c, cip), dtype)
     d = rng.standard_normal(out.shape).astype(dtype)
-    dx = K.avg_pool2d_bwd(noncontig(d), x.shape, k, s, p, c, cip)
+    dx = to_host(K.avg_pool2d_bwd(noncontig(d, device), x.shape, k, s, p, c, cip))
     assert dx.dtype == dtype
     assert_close(dx, R.avg_pool2d_bwd(d, x.shape, k, s, p, c, cip), dtype)
 
 
-@pytest.mark.parametrize("hw,out", ADAPTIVE + [((16, 16), (1, 1)), ((33, 31), (1, 1))])
-def test_cpu_adaptive_avg_pool(hw, out, dtype):
+@pytest.mark.parametrize(*on_devices("hw,out,dtype", [(hw, o, d) for (hw, o), d in
+                                           cases(ADAPTIVE + [((16, 16), (1, 1)), ((33, 31), (1, 1))], DTYPES)],
+                                     [(hw, o, DTYPES[i % 2]) for i, (hw, o) in enumerate(ADAPTIVE)]))
+def test_adaptive_avg_pool_kernels(device, hw, out, dtype):
+    K = kernels_on(device)
     rng = np.random.default_rng(7)
     x = (rng.standard_normal((2, 3) + hw) + 3.0).astype(dtype)      # a mean far from 0
-    y = K.adaptive_avg_pool2d_fwd(noncontig(x), out)
+    y = K.adaptive_avg_pool2d_fwd(noncontig(x, device), out)
     assert y.dtype == dtype
-    assert_close(y, R.adaptive_avg_pool2d_fwd(x, out), dtype)
+    assert_close(to_host(y), R.adaptive_avg_pool2d_fwd(x, out), dtype)
     d = rng.standard_normal(y.shape).astype(dtype)
-    dx = K.adaptive_avg_pool2d_bwd(noncontig(d), x.shape)
+    dx = to_host(K.adaptive_avg_pool2d_bwd(noncontig(d, device), x.shape))
     assert dx.dtype == dtype
     assert_close(dx, R.adaptive_avg_pool2d_bwd(d, x.shape), dtype)
 
@@ -131,51 +143,18 @@ def test_cpu_adaptive_avg_pool(hw, out, dtype):
 def test_cpu_global_average_long_plane():
     """Output size 1 on a 300x300 float32 plane of mean 1000: block sums keep the error tiny."""
     x = (np.random.default_rng(8).standard_normal((1, 2, 300, 300)) + 1000.0).astype(np.float32)
-    y = K.adaptive_avg_pool2d_fwd(x, (1, 1))
+    y = kernels_on("cpu").adaptive_avg_pool2d_fwd(x, (1, 1))
     np.testing.assert_allclose(y[..., 0, 0], x.astype(np.float64).mean(axis=(2, 3)), rtol=1e-6)
 
 
-def test_cpu_empty_batch():
-    x = np.zeros((0, 3, 6, 6), np.float32)
+def test_empty_batch(device):
+    K = kernels_on(device)
+    x = to_dev(np.zeros((0, 3, 6, 6), np.float32), device)
     out, am = K.max_pool2d_fwd(x, (2, 2), (2, 2), (0, 0), False)
     assert out.shape == am.shape == (0, 3, 3, 3)
-    assert K.max_pool2d_bwd(out, am, x.shape, (2, 2), (2, 2), (0, 0), False).shape == x.shape
-    assert K.avg_pool2d_fwd(x, (3, 3), (1, 1), (1, 1), False, True).shape == x.shape
-    assert K.adaptive_avg_pool2d_fwd(x, (1, 1)).shape == (0, 3, 1, 1)
-
-
-# ------------------------------------------------------------------ determinism, threads
-def _run_all(x):
-    outs = []
-    for k, s, p, c in [((2, 2), (2, 2), (0, 0), False), ((3, 3), (2, 2), (1, 1), True), ((3, 3), (1, 1), (1, 1), False)]:
-        out, am = K.max_pool2d_fwd(x, k, s, p, c)
-        outs += [out, am, K.max_pool2d_bwd(out, am, x.shape, k, s, p, c)]
-        y = K.avg_pool2d_fwd(x, k, s, p, c, False)
-        outs += [y, K.avg_pool2d_bwd(y, x.shape, k, s, p, c, False)]
-    for o in [(1, 1), (3, 5)]:
-        y = K.adaptive_avg_pool2d_fwd(x, o)
-        outs += [y, K.adaptive_avg_pool2d_bwd(y, x.shape)]
-    return outs
-
-
-def test_bitwise_repeat():
-    x = np.random.default_rng(9).standard_normal((3, 5, 12, 14)).astype(np.float32)
-    for a, b in zip(_run_all(x), _run_all(x)):
-        assert a.tobytes() == b.tobytes()
-
-
-def test_parallel_matches_serial():
-    x = np.random.default_rng(10).standard_normal((3, 5, 12, 14)).astype(np.float32)
-    prev = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        serial = _run_all(x)
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        parallel = _run_all(x)
-    finally:
-        numba.set_num_threads(prev)
-    for a, b in zip(serial, parallel):
-        assert a.tobytes() == b.tobytes()
+    assert to_host(K.max_pool2d_bwd(out, am, x.shape, (2, 2), (2, 2), (0, 0), False)).shape == x.shape
+    assert to_host(K.avg_pool2d_fwd(x, (3, 3), (1, 1), (1, 1), False, True)).shape == x.shape
+    assert to_host(K.adaptive_avg_pool2d_fwd(x, (1, 1))).shape == (0, 3, 1, 1)
 
 
 # ---------------------------------------------------------------------------------- book vectors
@@ -236,8 +215,8 @@ def test_bad_inputs(case):
 
 
 # ------------------------------------------------------------------------------------- engine level
-@pytest.mark.parametrize("cfg", CONFIGS[:7], ids=IDS[:7])
-def test_engine_matches_reference(cfg):
+@pytest.mark.parametrize(*on_devices("cfg", CONFIGS[:7], [CONFIGS[2], CONFIGS[5]]))
+def test_engine_matches_reference(device, cfg):
     H, W, k, s, p, c = cfg
     rng = np.random.default_rng(11)
     x = distinct((2, 3, H, W), rng)
@@ -249,24 +228,26 @@ def test_engine_matches_reference(cfg):
         (lambda t: F.adaptive_avg_pool2d(t, (2, 3)), lambda a: R.adaptive_avg_pool2d_fwd(a, (2, 3)),
          lambda d, a: R.adaptive_avg_pool2d_bwd(d, a.shape)),
     ]:
-        t = Tensor(x.copy(), requires_grad=True)
+        t = engine.tensor(x, requires_grad=True, device=device)
         y = op(t)
+        assert y.device == device
         assert_close(y.numpy(), ref_f(x), np.float64)
         d = rng.standard_normal(y.shape)
-        y.backward(d)
+        y.backward(engine.tensor(d, device=device))
         assert_close(t.grad.numpy(), ref_b(d, x), np.float64)
 
 
-def test_engine_unbatched_and_no_grad():
+def test_engine_unbatched_and_no_grad(device):
     x = np.random.default_rng(12).standard_normal((3, 7, 5))
-    t = Tensor(x.copy(), requires_grad=True)
+    t = engine.tensor(x, requires_grad=True, device=device)
     y = F.max_pool2d(t, 3, 2, 1, ceil_mode=True)
     assert y.shape == (3, 4, 3)
-    y.backward(np.ones(y.shape))
-    assert t.grad.shape == x.shape
-    assert F.avg_pool2d(Tensor(x), (2, 3)).shape == (3, 3, 1)
-    assert F.adaptive_avg_pool2d(Tensor(x), (None, 2)).shape == (3, 7, 2)
-    assert not F.max_pool2d(Tensor(x), 2).requires_grad
+    y.backward(engine.ones(*y.shape, dtype=np.float64, device=device))
+    assert t.grad.shape == x.shape and t.grad.device == device
+    t = engine.tensor(x, device=device)
+    assert F.avg_pool2d(t, (2, 3)).shape == (3, 3, 1)
+    assert F.adaptive_avg_pool2d(t, (None, 2)).shape == (3, 7, 2)
+    assert not F.max_pool2d(t, 2).requires_grad
 
 
 def _torch_cases():
@@ -309,6 +290,6 @@ def test_max_pool_indices_match_torch():
     for H, W, k, s, p, c in CONFIGS:
         x = ties((2, 3, H, W), rng, np.float32)
         x[0, 0, 1, :] = np.nan
-        _, am = K.max_pool2d_fwd(x, k, s, p, c)
+        _, am = kernels_on("cpu").max_pool2d_fwd(x, k, s, p, c)
         _, idx = torch.nn.functional.max_pool2d(torch.tensor(x), k, s, p, ceil_mode=c, return_indices=True)
         np.testing.assert_array_equal(am, idx.numpy(), err_msg=f"{(H, W, k, s, p, c)}")

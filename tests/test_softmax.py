@@ -1,16 +1,16 @@
-"""softmax, log_softmax, masked_softmax: reference vs finite differences, CPU kernels vs reference, engine vs torch."""
-import numba
+"""softmax, log_softmax, masked_softmax: reference vs finite differences, both backends' kernels vs the
+reference, engine ops (on each device) vs the reference and torch. Determinism: tests/test_determinism.py."""
 import numpy as np
 import pytest
 
 import engine
 import engine.functional as F
-import kernels.cpu as cpu
-import kernels.cpu.softmax as cpu_softmax
 import kernels.reference as ref
-from conftest import assert_close, check_backward_fd, noncontig
+from conftest import DTYPES, assert_close, cases, check_backward_fd, kernels_on, noncontig, on_devices, to_dev, to_host
 
 SHAPES = [(1, 1), (3, 1), (4, 7), (5, 97), (3, 1029), (2, 2000)]   # length-1 rows, odd lengths, > BLOCK
+KINDS = ["normal", "spiky", "huge", "neginf"]
+f32, f64 = np.float32, np.float64
 
 
 def logits(shape, kind, seed=0):
@@ -59,90 +59,78 @@ def test_reference_masked_backward_fd():
                       lambda d, x: (ref.masked_softmax_bwd(d, ref.masked_softmax_fwd(x, lens), lens),), [x])
 
 
-# ---- (2) CPU kernels vs reference ------------------------------------------------------------------------
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("kind", ["normal", "spiky", "huge", "neginf"])
-def test_softmax_cpu_vs_reference(shape, kind, dtype):
+# ---- (2) kernels vs reference (the cuda half: a subset covering every kind, both dtypes, rows past a block) ----
+@pytest.mark.parametrize(*on_devices("shape,kind,dtype", cases(SHAPES, KINDS, DTYPES),
+                                     [((1, 1), "normal", f64), ((4, 7), "neginf", f32), ((5, 97), "spiky", f64),
+                                      ((3, 1029), "huge", f32)]))
+def test_softmax_kernels_vs_reference(device, shape, kind, dtype):
+    K = kernels_on(device)
     x = logits(shape, kind).astype(dtype)
     d = np.random.default_rng(3).standard_normal(shape).astype(dtype)
-    y = cpu.softmax_fwd(noncontig(x))
+    y = K.softmax_fwd(noncontig(x, device))
     y_ref = ref.softmax_fwd(x)
     assert y.dtype == dtype and y.shape == shape
-    assert_close(y, y_ref, dtype)
-    assert_close(cpu.softmax_bwd(noncontig(d), y), ref.softmax_bwd(d, y_ref), dtype, scale=4)
-    yl = cpu.log_softmax_fwd(x)
+    assert_close(to_host(y), y_ref, dtype)
+    assert_close(to_host(K.softmax_bwd(noncontig(d, device), y)), ref.softmax_bwd(d, y_ref), dtype, scale=4)
+    yl = K.log_softmax_fwd(to_dev(x, device))
     yl_ref = ref.log_softmax_fwd(x)
-    assert_close_inf(yl, yl_ref, dtype)
-    assert_close_inf(cpu.log_softmax_bwd(d, yl), ref.log_softmax_bwd(d, yl_ref), dtype, scale=4)
+    assert yl.dtype == dtype
+    assert_close_inf(to_host(yl), yl_ref, dtype)
+    assert_close_inf(to_host(K.log_softmax_bwd(to_dev(d, device), yl)), ref.log_softmax_bwd(d, yl_ref), dtype,
+                     scale=4)
 
 
-def test_all_neginf_rows(dtype):
+def test_all_neginf_rows(device, dtype):
+    K = kernels_on(device)
     x = np.full((3, 5), -np.inf, dtype)
     x[1, 2] = 0.0
-    y = cpu.softmax_fwd(x)
+    y = to_host(K.softmax_fwd(to_dev(x, device)))
     np.testing.assert_array_equal(y, [[0] * 5, [0, 0, 1, 0, 0], [0] * 5])
-    yl = cpu.log_softmax_fwd(x)
+    yl = to_host(K.log_softmax_fwd(to_dev(x, device)))
     assert np.isneginf(yl[[0, 2]]).all() and yl[1, 2] == 0 and np.isneginf(yl[1, [0, 1, 3, 4]]).all()
     d = np.ones_like(x)
-    np.testing.assert_array_equal(cpu.softmax_bwd(d, y), np.zeros_like(x))
+    np.testing.assert_array_equal(to_host(K.softmax_bwd(to_dev(d, device), to_dev(y, device))), np.zeros_like(x))
     np.testing.assert_array_equal(ref.softmax_fwd(x), y)
     np.testing.assert_array_equal(ref.log_softmax_fwd(x), yl)
 
 
-def test_nan_propagates():
+def test_nan_propagates(device):
+    K = kernels_on(device)
     x = np.zeros((2, 6), np.float32)
     x[0, 3] = np.nan
-    assert np.isnan(cpu.softmax_fwd(x)[0]).all() and np.isnan(cpu.log_softmax_fwd(x)[0]).all()
-    np.testing.assert_allclose(cpu.softmax_fwd(x)[1], 1 / 6, rtol=1e-6)
+    y, yl = to_host(K.softmax_fwd(to_dev(x, device))), to_host(K.log_softmax_fwd(to_dev(x, device)))
+    assert np.isnan(y[0]).all() and np.isnan(yl[0]).all()
+    np.testing.assert_allclose(y[1], 1 / 6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(4, 1), (6, 9), (5, 1029)])
-@pytest.mark.parametrize("kind", ["spiky", "huge", "neginf"])
-def test_masked_softmax_cpu_vs_reference(shape, kind, dtype):
+def test_empty_inputs(device):
+    K = kernels_on(device)
+    for shape in [(0, 5), (3, 0)]:
+        x = to_dev(np.zeros(shape, np.float32), device)
+        y = K.softmax_fwd(x)
+        assert to_host(y).shape == to_host(K.log_softmax_fwd(x)).shape == shape
+        assert to_host(K.softmax_bwd(x, y)).shape == shape
+
+
+@pytest.mark.parametrize(*on_devices("shape,kind,dtype", cases([(4, 1), (6, 9), (5, 1029)], KINDS[1:], DTYPES),
+                                     [((4, 1), "neginf", f32), ((6, 9), "spiky", f64), ((5, 1029), "huge", f32)]))
+def test_masked_softmax_kernels_vs_reference(device, shape, kind, dtype):
+    K = kernels_on(device)
     rng = np.random.default_rng(4)
     x = logits(shape, kind).astype(dtype)
     lens = rng.integers(0, shape[1] + 1, size=shape[0])
-    lens[0], lens[-1] = 0, shape[1]
+    lens[0], lens[-1] = 0, shape[1]                                          # no valid key: zeros, not NaN
     d = rng.standard_normal(shape).astype(dtype)
-    y = cpu.masked_softmax_fwd(noncontig(x), lens)
+    y = K.masked_softmax_fwd(noncontig(x, device), to_dev(lens, device))
     y_ref = ref.masked_softmax_fwd(x, lens)
-    assert_close(y, y_ref, dtype)
+    yh = to_host(y)
+    assert yh.dtype == dtype
+    assert_close(yh, y_ref, dtype)
     keep = np.arange(shape[1]) < lens[:, None]
-    assert (y[~keep] == 0).all() and (y[0] == 0).all()
-    dx = cpu.masked_softmax_bwd(noncontig(d), y, lens)
+    assert (yh[~keep] == 0).all() and (yh[0] == 0).all()
+    dx = to_host(K.masked_softmax_bwd(noncontig(d, device), y, to_dev(lens, device)))
     assert_close(dx, ref.masked_softmax_bwd(d, y_ref, lens), dtype, scale=4)
     assert (dx[~keep] == 0).all()
-
-
-# ---- (3) determinism: bitwise repeat, parallel vs serial -------------------------------------------------
-def test_bitwise_repeat_threads_and_serial_path(monkeypatch):
-    """Big enough for the parallel drivers: same bits on a rerun, with 1 thread, and on the serial path."""
-    x = logits((67, 1031), "spiky", seed=5).astype(np.float32)
-    assert x.size >= cpu_softmax.PARALLEL_MIN
-    d = np.random.default_rng(6).standard_normal(x.shape).astype(np.float32)
-    lens = np.random.default_rng(7).integers(0, 1032, 67)
-
-    def run():
-        y, yl, ym = cpu.softmax_fwd(x), cpu.log_softmax_fwd(x), cpu.masked_softmax_fwd(x, lens)
-        return [y, yl, ym, cpu.softmax_bwd(d, y), cpu.log_softmax_bwd(d, yl), cpu.masked_softmax_bwd(d, ym, lens)]
-
-    first = run()
-    y_ref = ref.softmax_fwd(x)
-    assert_close(first[0], y_ref, np.float32)
-    assert_close(first[3], ref.softmax_bwd(d, y_ref), np.float32, scale=4)
-    assert_close(first[2], ref.masked_softmax_fwd(x, lens), np.float32)
-    prev = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one_thread = run()
-    finally:
-        numba.set_num_threads(prev)
-    monkeypatch.setattr(cpu_softmax, "PARALLEL_MIN", 1 << 62)
-    serial = run()
-    for a, b, c, e in zip(first, run(), one_thread, serial):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(a, c)
-        np.testing.assert_array_equal(a, e)
 
 
 # ---- (4) book facts ------------------------------------------------------------------------------------
@@ -201,32 +189,33 @@ def test_bad_inputs():
 
 
 # ---- (6) engine level ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
-@pytest.mark.parametrize("dim", [0, 1, -1])
-def test_engine_vs_reference_any_dim(op, dim, dtype):
+@pytest.mark.parametrize(*on_devices("op,dim,dtype", cases(["softmax", "log_softmax"], [0, 1, -1], DTYPES),
+                                     [("softmax", 0, f32), ("log_softmax", 1, f64), ("softmax", -1, f64)]))
+def test_engine_vs_reference_any_dim(device, op, dim, dtype):
     x = np.moveaxis(logits((3 * 5, 7), "spiky", seed=9).reshape(3, 5, 7), -1, dim).copy()
     g = np.random.default_rng(10).standard_normal(x.shape)
-    a = engine.tensor(x, dtype=dtype, requires_grad=True)
+    a = engine.tensor(x, dtype=dtype, requires_grad=True, device=device)
     y = getattr(F, op)(a, dim=dim)
-    y.backward(g.astype(dtype))
+    y.backward(engine.tensor(g, dtype=dtype, device=device))
     fwd, bwd = getattr(ref, op + "_fwd"), getattr(ref, op + "_bwd")
     xm = np.moveaxis(x, dim, -1).reshape(-1, x.shape[dim])
     y_ref = fwd(xm)
     dx_ref = bwd(np.moveaxis(g, dim, -1).reshape(xm.shape), y_ref)
     back = lambda a2: np.moveaxis(a2.reshape(np.moveaxis(x, dim, -1).shape), -1, dim)   # noqa: E731
     assert y.dtype == dtype and y.shape == x.shape and a.grad.shape == x.shape
+    assert y.device == a.grad.device == device
     assert_close(y.numpy(), back(y_ref), dtype)
     assert_close(a.grad.numpy(), back(dx_ref), dtype, scale=4)
 
 
-def test_engine_transposed_input_and_method():
+def test_engine_transposed_input_and_method(device):
     x = logits((6, 5), "spiky", seed=11)
-    a = engine.tensor(x.T, dtype=np.float64)                     # non-contiguous storage
+    a = engine.tensor(x, dtype=np.float64, device=device).transpose()          # non-contiguous storage
     assert not a._data.flags.c_contiguous
     assert_close(F.softmax(a, dim=0).numpy(), ref.softmax_fwd(x).T, np.float64)
     assert_close(a.softmax(-1).numpy(), ref.softmax_fwd(x.T), np.float64)
     assert_close(a.log_softmax(0).numpy(), ref.log_softmax_fwd(x).T, np.float64)
-    s = F.softmax(engine.tensor(3.0))
+    s = F.softmax(engine.tensor(3.0, device=device))
     assert s.shape == () and s.item() == 1.0
 
 
@@ -247,20 +236,21 @@ def test_engine_vs_torch(op, dim):
     np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
-def test_engine_all_neginf_slice_documented():
+def test_engine_all_neginf_slice_documented(device):
     """A slice of all -inf: softmax gives zeros and zero gradient, log_softmax -inf (PyTorch: NaN)."""
     x = np.zeros((2, 3))
     x[1] = -np.inf
-    a = engine.tensor(x, dtype=np.float64, requires_grad=True)
+    a = engine.tensor(x, dtype=np.float64, requires_grad=True, device=device)
     y = F.softmax(a)
-    y.backward(np.ones((2, 3)))
+    y.backward(engine.ones(2, 3, dtype=np.float64, device=device))
     np.testing.assert_array_equal(y.numpy()[1], 0)
     np.testing.assert_array_equal(a.grad.numpy(), 0)
     assert np.isneginf(F.log_softmax(a).numpy()[1]).all()
 
 
-@pytest.mark.parametrize("vshape", ["none", "B", "BQ"])
-def test_engine_masked_softmax(vshape, dtype):
+@pytest.mark.parametrize(*on_devices("vshape,dtype", cases(["none", "B", "BQ"], DTYPES),
+                                     [("none", f32), ("B", f64), ("BQ", f32)]))
+def test_engine_masked_softmax(device, vshape, dtype):
     rng = np.random.default_rng(14)
     B, Q, K = 3, 4, 9
     x = logits((B * Q, K), "spiky", seed=15).reshape(B, Q, K)
@@ -268,15 +258,16 @@ def test_engine_masked_softmax(vshape, dtype):
         vl, lens = None, np.full(B * Q, K)
     elif vshape == "B":
         v = np.array([0, 4, 9])
-        vl, lens = engine.tensor(v), np.repeat(v, Q)
+        vl, lens = engine.tensor(v, device=device), np.repeat(v, Q)
     else:
         v = rng.integers(0, K + 1, (B, Q))
         v[1, 2] = 0
-        vl, lens = engine.tensor(v), v.reshape(-1)
+        vl, lens = engine.tensor(v, device=device), v.reshape(-1)
     g = rng.standard_normal(x.shape)
-    a = engine.tensor(x, dtype=dtype, requires_grad=True)
+    a = engine.tensor(x, dtype=dtype, requires_grad=True, device=device)
     y = F.masked_softmax(a, vl)
-    y.backward(g.astype(dtype))
+    y.backward(engine.tensor(g, dtype=dtype, device=device))
+    assert y.device == device
     y_ref = ref.masked_softmax_fwd(x.reshape(-1, K), lens)
     assert_close(y.numpy(), y_ref.reshape(x.shape), dtype)
     assert_close(a.grad.numpy(), ref.masked_softmax_bwd(g.reshape(-1, K), y_ref, lens).reshape(x.shape), dtype, scale=4)

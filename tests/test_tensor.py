@@ -1,4 +1,4 @@
-"""The tensor and the tape: each differentiable tensor operation against finite differences,
+"""The tensor and the tape: each differentiable tensor operation against finite differences (on each device),
 broadcast gradient reduction, accumulation, no_grad, dtypes and errors."""
 import numpy as np
 import pytest
@@ -39,22 +39,22 @@ POS = rng.uniform(0.5, 2.0, (3, 4))
     ("stack", lambda a, p: engine.stack([a, p], dim=0), [A, POS]),
     ("abs-sqrt", lambda p: p.sqrt() + (p - 1.25).abs(), [POS]),
     ("clamp", lambda a: a.clamp(-0.5, 0.5) * 1.0 + a.clamp(min=0.1), [A]),
-    ("matmul-one-side", lambda a: engine.tensor(B) @ a.T, [A]),
+    ("matmul-one-side", lambda a: engine.tensor(B, device=a.device) @ a.T, [A]),
 ])
-def test_op_gradients_match_finite_differences(name, fn, inputs):
-    check_engine_grad(fn, inputs)
+def test_op_gradients_match_finite_differences(device, name, fn, inputs):
+    check_engine_grad(fn, inputs, device=device)
 
 
-def test_broadcast_gradient_is_reduced_to_the_input_shape():
-    a = engine.tensor(np.ones((2, 3)), requires_grad=True)
-    b = engine.tensor(np.ones((1, 3)), requires_grad=True)
+def test_broadcast_gradient_is_reduced_to_the_input_shape(device):
+    a = engine.tensor(np.ones((2, 3)), requires_grad=True, device=device)
+    b = engine.tensor(np.ones((1, 3)), requires_grad=True, device=device)
     (a * b).sum().backward()
     assert b.grad.shape == (1, 3)
     np.testing.assert_array_equal(b.grad.numpy(), [[2, 2, 2]])
 
 
-def test_gradients_accumulate_across_backward_calls_and_shared_inputs():
-    x = engine.tensor([1.0, 2.0], requires_grad=True)
+def test_gradients_accumulate_across_backward_calls_and_shared_inputs(device):
+    x = engine.tensor([1.0, 2.0], requires_grad=True, device=device)
     (x * x).sum().backward()
     (x + x).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [2 + 2, 4 + 2])

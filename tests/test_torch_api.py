@@ -1,5 +1,6 @@
-"""The torch.* API against PyTorch: a comparison helper the other test_torch_api_*.py files use, and the
-operators' type promotion, broadcasting and gradients. Skipped where PyTorch is not installed."""
+"""The torch.* API against PyTorch: a comparison helper the other test_torch_api_*.py files use (the engine's
+side on either device), and the operators' type promotion, broadcasting and gradients. Skipped where PyTorch
+is not installed."""
 import numpy as np
 import pytest
 
@@ -16,15 +17,15 @@ def np_dtype(t):
     return np.dtype(_TORCH_DTYPES[t.dtype]) if isinstance(t, torch.Tensor) else np.dtype(t.dtype)
 
 
-def make(lib, arrays, grad):
-    """Tensors of `lib` (engine or torch) from NumPy arrays; floats require grad when `grad`."""
+def make(lib, arrays, grad, device="cpu"):
+    """Tensors of `lib` (engine on `device`, or torch) from NumPy arrays; floats require grad when `grad`."""
     out = []
     for a in arrays:
         if not isinstance(a, np.ndarray):
             out.append(a)
             continue
         rg = grad and a.dtype.kind == "f"
-        out.append(engine.tensor(a, requires_grad=rg) if lib is engine else
+        out.append(engine.tensor(a, requires_grad=rg, device=device) if lib is engine else
                    torch.tensor(a, requires_grad=rg))
     return out
 
@@ -35,10 +36,11 @@ def _flat(y):
     return [y]
 
 
-def compare(fn, *arrays, grad=True, rtol=1e-5, atol=1e-6, check_dtype=True):
-    """Run fn(lib, *tensors) with lib = engine and lib = torch on the same inputs; compare every output's
-    shape, dtype and values, then (grad=True) the gradients of sum(<output, dout>) for each float input."""
-    te, tt = make(engine, arrays, grad), make(torch, arrays, grad)
+def compare(fn, *arrays, grad=True, rtol=1e-5, atol=1e-6, check_dtype=True, device="cpu"):
+    """Run fn(lib, *tensors) with lib = engine (its tensors on `device`) and lib = torch on the same inputs;
+    compare every output's shape, dtype, device and values, then (grad=True) the gradients of
+    sum(<output, dout>) for each float input."""
+    te, tt = make(engine, arrays, grad, device), make(torch, arrays, grad)
     ye, yt = _flat(fn(engine, *te)), _flat(fn(torch, *tt))
     assert len(ye) == len(yt), f"{len(ye)} outputs vs PyTorch's {len(yt)}"
     rng = np.random.default_rng(1)
@@ -49,6 +51,7 @@ def compare(fn, *arrays, grad=True, rtol=1e-5, atol=1e-6, check_dtype=True):
             continue
         assert isinstance(a, engine.Tensor), f"got {type(a).__name__}, PyTorch gives a tensor"
         assert a.shape == tuple(b.shape), f"shape {a.shape} vs PyTorch's {tuple(b.shape)}"
+        assert a.device == device, f"an output on {a.device}, the inputs on {device}"
         if check_dtype:
             assert a.dtype == np_dtype(b), f"dtype {a.dtype} vs PyTorch's {b.dtype}"
         np.testing.assert_allclose(a.numpy().astype(np.float64), b.detach().numpy().astype(np.float64),
@@ -56,7 +59,7 @@ def compare(fn, *arrays, grad=True, rtol=1e-5, atol=1e-6, check_dtype=True):
         if grad and b.requires_grad:
             assert a.requires_grad, "the engine's output does not require grad, PyTorch's does"
             d = rng.standard_normal(b.shape)
-            term_e = (a * engine.tensor(d.astype(a.dtype))).sum()
+            term_e = (a * engine.tensor(d.astype(a.dtype), device=device)).sum()
             term_t = (b * torch.tensor(d, dtype=b.dtype)).sum()
             loss_e = term_e if loss_e is None else loss_e + term_e
             loss_t = term_t if loss_t is None else loss_t + term_t
@@ -70,6 +73,7 @@ def compare(fn, *arrays, grad=True, rtol=1e-5, atol=1e-6, check_dtype=True):
                 assert a.grad is None or not np.any(a.grad.numpy()), f"input {i}: PyTorch gives no gradient"
                 continue
             assert a.grad is not None, f"input {i}: no gradient (PyTorch has one)"
+            assert a.grad.device == device, f"input {i}: gradient on {a.grad.device}"
             np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=rtol, atol=atol, equal_nan=True,
                                        err_msg=f"gradient of input {i}")
     return te, tt
@@ -92,13 +96,13 @@ POS = rng.uniform(0.5, 2.0, (3, 4))
     (B, B), (F64, ROW64), (ROW64.astype(np.float32), F64[:1]),
 ], ids=lambda v: f"{np.asarray(v).dtype}{np.shape(v)}" if isinstance(v, (np.ndarray, np.generic)) else repr(v))
 @pytest.mark.parametrize("op", ["add", "sub", "mul", "truediv", "radd", "rsub", "rmul", "rtruediv"])
-def test_arithmetic_promotes_and_broadcasts_as_pytorch(op, a, b):
+def test_arithmetic_promotes_and_broadcasts_as_pytorch(device, op, a, b):
     if op.endswith("sub") and (np.asarray(a).dtype == bool or np.asarray(b).dtype == bool):
         pytest.skip("PyTorch refuses bool subtraction; see test_bool_subtraction_is_refused")
     import operator
     f = getattr(operator, op) if not op.startswith("r") else (lambda x, y, o=getattr(operator, op[1:]): o(y, x))
 
-    compare(lambda lib, x, y: f(x, y), a, b)
+    compare(lambda lib, x, y: f(x, y), a, b, device=device)
 
 
 def test_bool_subtraction_is_refused():
@@ -108,20 +112,20 @@ def test_bool_subtraction_is_refused():
 
 @pytest.mark.parametrize("op", ["eq", "ne", "lt", "le", "gt", "ge"])
 @pytest.mark.parametrize("b", [F64[0], 0.1, np.float32(0.1), 1, np.array(0.1)], ids=["f64", "0.1", "np.f32", "1", "0d"])
-def test_comparisons_promote_first_and_give_bool(op, b):
+def test_comparisons_promote_first_and_give_bool(device, op, b):
     import operator
     a = np.array([0.1, 0.2, -1.0], np.float32)
 
     compare(lambda lib, x, y: getattr(operator, op)(x, y), a, b[:3] if isinstance(b, np.ndarray) and b.ndim else b,
-            grad=False)
+            grad=False, device=device)
 
 
 @pytest.mark.parametrize("base,exp", [(POS, 2), (POS, 0.5), (POS, -1.5), (I64, 2), (I64, 2.5), (POS, POS[0]),
                                       (F32, I64), (np.abs(I64), I64 % 3), (2.0, F64), (2, I64 % 3), (3, F32)])
-def test_powers_both_ways(base, exp):
+def test_powers_both_ways(device, base, exp):
     def fn(lib, x, y):
         return x ** y
-    compare(fn, base, exp)
+    compare(fn, base, exp, device=device)
 
 
 def test_power_gradient_conventions_at_zero_match_pytorch():
@@ -137,12 +141,12 @@ def test_integer_to_negative_integer_power_is_refused():
 
 @pytest.mark.parametrize("op", ["floordiv", "mod"])
 @pytest.mark.parametrize("a,b", [(I64, 3), (I64, -4), (F64, 0.7), (F64, POS), (7, np.abs(I64) + 1), (-2.5, POS)])
-def test_floor_division_and_remainder_follow_python_signs(op, a, b):
+def test_floor_division_and_remainder_follow_python_signs(device, op, a, b):
     import operator
     f = getattr(operator, op)
     # PyTorch has no derivative of `number % tensor` in the tensor; the engine's (-floor(a / b)) is checked on
     # tensor % tensor
-    compare(lambda lib, x, y: f(x, y), a, b, grad=(op == "mod" and not isinstance(a, (int, float))))
+    compare(lambda lib, x, y: f(x, y), a, b, grad=(op == "mod" and not isinstance(a, (int, float))), device=device)
 
 
 def test_floor_divide_has_no_derivative():
@@ -153,9 +157,9 @@ def test_floor_divide_has_no_derivative():
 
 @pytest.mark.parametrize("op", ["and_", "or_", "xor"])
 @pytest.mark.parametrize("a,b", [(B, ~B), (I64, I32), (I64, 3), (B, True)])
-def test_bitwise_and_logical_operators(op, a, b):
+def test_bitwise_and_logical_operators(device, op, a, b):
     import operator
-    compare(lambda lib, x, y: getattr(operator, op)(x, y), a, b, grad=False)
+    compare(lambda lib, x, y: getattr(operator, op)(x, y), a, b, grad=False, device=device)
 
 
 def test_invert_is_logical_not_on_bool_and_bitwise_on_ints():

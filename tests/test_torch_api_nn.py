@@ -1,4 +1,5 @@
-"""nn.Lazy* modules, nn.NLLLoss / F.nll_loss, F.one_hot, engine.utils.data and engine.cuda against PyTorch."""
+"""nn.Lazy* modules, nn.NLLLoss / F.nll_loss, F.one_hot, engine.utils.data and engine.cuda against PyTorch;
+the losses, one_hot, the Lazy modules and the DataLoader on each device."""
 import numpy as np
 import pytest
 
@@ -87,6 +88,23 @@ def test_lazy_modules_keep_the_device_and_dtype_set_before_the_call_and_accept_a
     assert type(clone[0]) is nn.Linear and clone[0].in_features == 4
 
 
+def test_lazy_modules_losses_and_loader_on_a_device(device):
+    net = nn.Sequential(nn.LazyConv2d(2, 3, padding=1), nn.LazyBatchNorm2d(), nn.Flatten(), nn.LazyLinear(3)).to(device)
+    x = engine.randn(4, 1, 4, 4, device=device)
+    logits = net(x)
+    assert logits.device == device and all(p.device == device for p in net.parameters())
+    t = engine.tensor([0, 2, 1, 2], device=device)
+    loss = nn.NLLLoss()(F.log_softmax(logits, dim=1), t)
+    loss.backward()
+    np.testing.assert_allclose(loss.item(), F.cross_entropy(logits, t).item(), rtol=1e-5)
+    assert net[3].weight.grad.device == device
+    oh = F.one_hot(t, 3)
+    assert oh.device == device and oh.numpy().tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 1]]
+    batches = list(data.DataLoader(data.TensorDataset(x, t), batch_size=3))
+    assert [b[0].shape[0] for b in batches] == [3, 1] and batches[0][1].device == device
+    np.testing.assert_array_equal(batches[1][0].numpy(), x.numpy()[3:])
+
+
 def test_lazy_modules_check_their_input():
     with pytest.raises(ValueError, match="input"):
         nn.LazyConv2d(2, 3)(engine.randn(4, 4))
@@ -99,7 +117,7 @@ def test_lazy_modules_check_their_input():
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("shape", [(5, 4), (2, 4, 3), (4,)], ids=str)
-def test_nll_loss_matches_pytorch(reduction, weighted, shape):
+def test_nll_loss_matches_pytorch(device, reduction, weighted, shape):
     x = rng.standard_normal(shape)
     C = shape[1] if len(shape) > 1 else shape[0]
     t = rng.integers(0, C, (shape[0],) + shape[2:] if len(shape) > 1 else ()).astype(np.int64)
@@ -108,11 +126,11 @@ def test_nll_loss_matches_pytorch(reduction, weighted, shape):
     w = rng.uniform(0.5, 2.0, C).tolist() if weighted else None     # a list: compare() leaves it as it is
 
     def fn(lib, x, t, w=None):
-        kw = {} if w is None else {"weight": lib.tensor(w, dtype=lib.float64)}
+        kw = {} if w is None else {"weight": lib.tensor(w, dtype=lib.float64, device=x.device)}
         logp = (F if lib is engine else torch.nn.functional).log_softmax(x, dim=0 if x.ndim == 1 else 1)
         return (lib.nn.functional.nll_loss(logp, t, reduction=reduction, **kw),
                 lib.nn.NLLLoss(reduction=reduction, **kw)(logp, t))
-    compare(fn, x, t, *([w] if weighted else []), rtol=1e-10, atol=1e-12)
+    compare(fn, x, t, *([w] if weighted else []), rtol=1e-10, atol=1e-12, device=device)
 
 
 def test_log_softmax_then_nll_is_cross_entropy():
@@ -132,9 +150,9 @@ def test_nll_loss_errors():
 
 
 @pytest.mark.parametrize("num_classes", [-1, 6])
-def test_one_hot(num_classes):
+def test_one_hot(device, num_classes):
     idx = np.array([[0, 2], [4, 1]])
-    compare(lambda lib, i: lib.nn.functional.one_hot(i, num_classes), idx, grad=False)
+    compare(lambda lib, i: lib.nn.functional.one_hot(i, num_classes), idx, grad=False, device=device)
     with pytest.raises(ValueError, match="smaller than num_classes"):
         F.one_hot(engine.tensor([3]), 2)
     with pytest.raises(TypeError, match="integer"):

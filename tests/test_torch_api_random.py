@@ -1,5 +1,6 @@
 """Creation and random functions against PyTorch: shapes (sizes as arguments, a tuple or size=), dtypes, and
-the distributions of the samples (large seeded samples, bounds far outside their sampling error)."""
+the distributions of the samples (large seeded samples, bounds far outside their sampling error); creation,
+random draws and type promotion on each device."""
 import numpy as np
 import pytest
 
@@ -32,6 +33,18 @@ def test_full_eye_linspace_arange_like():
         engine.zeros(-1)
     with pytest.raises(TypeError, match="size"):
         engine.zeros(2, size=(2,))
+
+
+def test_creation_random_and_promotion_stay_on_the_device(device):
+    x = engine.arange(6, device=device).reshape(2, 3)
+    y = x / 2 + 0.5
+    assert y.device == device and y.dtype == engine.float32
+    assert (x.sum().item(), x.float().mean().item()) == (15, 2.5)
+    for t in (engine.normal(engine.zeros(4, device=device), 1.0), engine.randn(size=(2,), device=device),
+              engine.full((2,), 3, device=device), engine.randint(0, 5, (3,), device=device),
+              engine.zeros(3, device=device).normal_(0, 1), (x > 2).nonzero(), ~(x > 2), x.argmax(1)):
+        assert t.device == device
+    np.testing.assert_array_equal((x > 2).nonzero().numpy(), [[1, 0], [1, 1], [1, 2]])
 
 
 def _moments(t):

@@ -1,5 +1,7 @@
-"""End to end: a LeNet-style network (conv, pool, conv, pool, linear) learns the bundled digits."""
+"""End to end: a LeNet-style network (conv, pool, conv, pool, linear) learns the bundled digits; a small CNN
+takes the same training steps on "cuda" as on the CPU."""
 import numpy as np
+import pytest
 
 import engine
 import engine.functional as F
@@ -71,3 +73,41 @@ def test_batch_norm_resnet_block_trains_a_few_steps():
         losses.append(loss.item())
     log_outcome("bn_resnet_block", first=losses[0], last=losses[-1])
     assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0]   # seeds 0-4: 0.52-0.63 of the first
+
+
+def _small_cnn():
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
+                         nn.Linear(4, 10))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("opt", ["sgd", "adamw"])
+def test_a_small_cnn_trains_alike_on_both_devices(opt):
+    """Three steps of SGD (momentum, weight decay) or AdamW through conv, batch norm, pooling, dropout and a
+    linear layer: the same losses on "cuda" as on the CPU, every parameter and buffer kept on the device, and
+    the same eval-mode outputs afterwards."""
+    x, y = load_digits()
+    x, y = x[:2].astype(np.float64), y[:2]          # float64: AdamW's first steps would amplify float32 rounding
+    losses, states = {}, {}
+    for device in ("cpu", "cuda"):
+        engine.manual_seed(0)
+        model = _small_cnn().double().to(device)
+        o = (optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4) if opt == "sgd"
+             else optim.AdamW(model.parameters(), lr=1e-2))
+        xb, yb = engine.tensor(x, dtype=np.float64, device=device), engine.tensor(y, device=device)
+        losses[device] = []
+        for _ in range(3):
+            loss = F.cross_entropy(model(xb), yb)
+            o.zero_grad()
+            loss.backward()
+            o.step()
+            losses[device].append(loss.item())
+        assert all(p.device == device for p in model.parameters())
+        assert all(b.device == device for b in model.buffers())
+        model.eval()
+        with engine.no_grad():
+            states[device] = model(xb).numpy()
+    np.testing.assert_allclose(losses["cuda"], losses["cpu"], rtol=1e-9)
+    assert losses["cpu"][-1] < losses["cpu"][0]
+    np.testing.assert_allclose(states["cuda"], states["cpu"], rtol=1e-8, atol=1e-10)
