@@ -349,13 +349,15 @@ class ndarray:
         o = _operand(other)
         if o is None:
             return NotImplemented
-        return _wrap(op(o, self._a) if reflected else op(self._a, o))
+        with np.errstate(all="ignore"):                # a GPU raises no floating-point warnings
+            return _wrap(op(o, self._a) if reflected else op(self._a, o))
 
     def _inplace(self, other, op):
         o = _operand(other)
         if o is None:
             return NotImplemented
-        op(self._a, o, out=self._a)
+        with np.errstate(all="ignore"):
+            op(self._a, o, out=self._a)
         return self
 
     def __neg__(self):
@@ -403,7 +405,8 @@ class ufunc:
         self.nin, self.nout, self.nargs = np_ufunc.nin, np_ufunc.nout, np_ufunc.nargs
 
     def _run(self, fn, args, kwargs):
-        return _wrap(fn(*_unwrap(args, True), **{k: _unwrap(v, True) for k, v in kwargs.items()}))
+        with np.errstate(all="ignore"):
+            return _wrap(fn(*_unwrap(args, True), **{k: _unwrap(v, True) for k, v in kwargs.items()}))
 
     def __call__(self, *args, **kwargs):
         return self._run(self._u, args, kwargs)
@@ -452,7 +455,8 @@ def _function(name, source=np):
         data = name in _DATA_ARGS
 
         def fn(*args, **kwargs):
-            return _wrap(np_fn(*_unwrap(args, data), **{k: _unwrap(v, data) for k, v in kwargs.items()}))
+            with np.errstate(all="ignore"):
+                return _wrap(np_fn(*_unwrap(args, data), **{k: _unwrap(v, data) for k, v in kwargs.items()}))
     fn.__name__ = name
     _FUNCTIONS[key] = fn
     return fn
