@@ -35,7 +35,7 @@ TINY = {
 }
 # Conv nets on 28x28 (lenet) or 16x16 (resnet) images: one step took 20 minutes under the simulator (lenet:
 # 1,365 s for an epoch of two minibatches of 4). They train through train_classifier, as the classifiers
-# compared here do, with ops that tests/cuda checks one by one; on a GPU they are compared too.
+# compared here do, with ops whose cuda half the family tests check one by one; on a GPU they are compared too.
 CONV_NETS = {"lenet", "lenet-bn", "resnet"}
 
 
