@@ -9,6 +9,12 @@ activations, pool, norm and rnn outputs move by up to ~2e-3 relative in float32 
 stay until someone re-validates those kernels. FASTMATH_CONTRACT is for code whose order of operations must
 hold exactly (loss and log_softmax form (x - m) - log s, never x - (m + log s)).
 
+error_model="numpy" on every kernel (tests/test_layout.py checks): Numba's default ("python") tests each
+division for a zero divisor so that it can raise ZeroDivisionError, and that branch stops LLVM vectorizing the
+loop around it (sigmoid's forward, whose loop divides once, ran 13x slower than PyTorch's; 12x faster without
+the check). With "numpy" x / 0 gives inf or NaN, as in PyTorch; an integer // 0 gives 0, so sizes that divide
+are checked before a kernel runs.
+
 Parallel thresholds: an input under PARALLEL_MIN elements runs serially in the calling thread (waking the
 thread pool costs tens of microseconds, milliseconds on a loaded machine: more than a small array's work).
 Chunk sizes are fixed numbers of elements, never a function of the thread count, so results are the same

@@ -36,7 +36,7 @@ def _bits_to_f64(typingctx, v):
     return types.float64(types.int64), codegen
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _exp_parts32(xc):
     """(k, exp(r)) for float32 xc = k ln2 + r, |r| <= ln2/2: the range reduction and the degree-6 Taylor
     polynomial that vexp and vexp_neg share (inlined into each, so it takes their fastmath flags)."""
@@ -52,7 +52,7 @@ def _exp_parts32(xc):
     return kf, p
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _exp_parts64(xc):
     """(k, exp(r)) for float64 xc: as _exp_parts32 with the degree-11 polynomial."""
     kf = np.floor(xc * LOG2E + 0.5)
@@ -138,7 +138,7 @@ def _vexp_neg_impl(x):
         return impl
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _vexp_array(x, out):
     for i in range(x.size):
         out[i] = vexp(x[i])

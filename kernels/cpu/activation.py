@@ -31,7 +31,7 @@ _RSQRT2 = 1.0 / math.sqrt(2.0)
 _RSQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _relu_fwd(x, y, lo, hi):
     xs, ys = x[lo:hi], y[lo:hi]
     z = y.dtype.type(0)
@@ -40,14 +40,14 @@ def _relu_fwd(x, y, lo, hi):
         ys[i] = z if v < 0 else v               # NaN (and -0.0) pass through, as in PyTorch
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _relu_fwd_par(x, y):
     n = x.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _relu_fwd(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _relu_bwd(dout, y, dx, lo, hi):
     ds, ys, xs = dout[lo:hi], y[lo:hi], dx[lo:hi]
     z = dx.dtype.type(0)
@@ -56,14 +56,14 @@ def _relu_bwd(dout, y, dx, lo, hi):
         xs[i] = z if ys[i] <= 0 else g          # the gradient passes where y is NaN, as in PyTorch
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _relu_bwd_par(dout, y, dx):
     n = dout.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _relu_bwd(dout, y, dx, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _sigmoid_fwd(x, y, lo, hi):
     one = x.dtype.type(1.0)
     xs, ys = x[lo:hi], y[lo:hi]
@@ -74,14 +74,14 @@ def _sigmoid_fwd(x, y, lo, hi):
         ys[i] = s if v >= 0 else z * s
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _sigmoid_fwd_par(x, y):
     n = x.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _sigmoid_fwd(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _sigmoid_bwd(dout, y, dx, lo, hi):
     ds, ys, xs = dout[lo:hi], y[lo:hi], dx[lo:hi]
     one = y.dtype.type(1.0)
@@ -89,28 +89,28 @@ def _sigmoid_bwd(dout, y, dx, lo, hi):
         xs[i] = ds[i] * ys[i] * (one - ys[i])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _sigmoid_bwd_par(dout, y, dx):
     n = dout.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _sigmoid_bwd(dout, y, dx, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _tanh_fwd(x, y, lo, hi):
     xs, ys = x[lo:hi], y[lo:hi]
     for i in range(ys.size):
         ys[i] = np.tanh(xs[i])                # libm: exact near 0, where exp-based forms cancel
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _tanh_fwd_par(x, y):
     n = x.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _tanh_fwd(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _tanh_bwd(dout, y, dx, lo, hi):
     ds, ys, xs = dout[lo:hi], y[lo:hi], dx[lo:hi]
     one = y.dtype.type(1.0)
@@ -118,14 +118,14 @@ def _tanh_bwd(dout, y, dx, lo, hi):
         xs[i] = ds[i] * (one - ys[i] * ys[i])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _tanh_bwd_par(dout, y, dx):
     n = dout.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _tanh_bwd(dout, y, dx, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _gelu_fwd(x, y, lo, hi):
     """x Phi(x) = 0.5 x erfc(-x / sqrt 2) (libm's erfc)."""
     xs, ys = x[lo:hi], y[lo:hi]
@@ -135,14 +135,14 @@ def _gelu_fwd(x, y, lo, hi):
         ys[i] = half * v * math.erfc(v * r)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gelu_fwd_par(x, y):
     n = x.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _gelu_fwd(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _gelu_bwd(dout, x, dx, lo, hi):
     """dout (Phi(x) + x phi(x)); x = +-inf gives inf * 0 = NaN, as PyTorch."""
     ds, xs, gs = dout[lo:hi], x[lo:hi], dx[lo:hi]
@@ -152,14 +152,14 @@ def _gelu_bwd(dout, x, dx, lo, hi):
         gs[i] = ds[i] * (half * math.erfc(v * r) + v * (k * vexp(-half * v * v)))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gelu_bwd_par(dout, x, dx):
     n = x.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _gelu_bwd(dout, x, dx, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _gelu_tanh_fwd(x, y, lo, hi):
     """x sigma(2u), u = K (x + C x^3); sigma from e = exp(-2|u|) (never overflows); vectorizes."""
     xs, ys = x[lo:hi], y[lo:hi]
@@ -172,14 +172,14 @@ def _gelu_tanh_fwd(x, y, lo, hi):
         ys[i] = v * (s if u >= 0 else e * s)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gelu_tanh_fwd_par(x, y):
     n = x.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _gelu_tanh_fwd(x, y, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _gelu_tanh_bwd(dout, x, dx, lo, hi):
     """dout (sigma + 2 x e s^2 u'), u' = K (1 + 3C min(x^2, 1e4)): see the reference."""
     ds, xs, gs = dout[lo:hi], x[lo:hi], dx[lo:hi]
@@ -196,14 +196,14 @@ def _gelu_tanh_bwd(dout, x, dx, lo, hi):
         gs[i] = ds[i] * (sig + v * e * s * s * du2)         # v * e first: 0 for a huge finite v
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gelu_tanh_bwd_par(dout, x, dx):
     n = x.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _gelu_tanh_bwd(dout, x, dx, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _dropout_fwd(x, seed, thr, scale, y, mask, lo, hi):
     xs, ys, ms = x[lo:hi], y[lo:hi], mask[lo:hi]
     z = y.dtype.type(0)
@@ -214,14 +214,14 @@ def _dropout_fwd(x, seed, thr, scale, y, mask, lo, hi):
         ys[i] = v if keep else z
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _dropout_fwd_par(x, seed, thr, scale, y, mask):
     n = x.size
     for c in prange((n + CHUNK - 1) // CHUNK):
         _dropout_fwd(x, seed, thr, scale, y, mask, c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
-@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _dropout_bwd(dout, mask, scale, dx, lo, hi):
     ds, ms, xs = dout[lo:hi], mask[lo:hi], dx[lo:hi]
     z = dx.dtype.type(0)
@@ -230,7 +230,7 @@ def _dropout_bwd(dout, mask, scale, dx, lo, hi):
         xs[i] = g if ms[i] else z
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _dropout_bwd_par(dout, mask, scale, dx):
     n = dout.size
     for c in prange((n + CHUNK - 1) // CHUNK):

@@ -23,7 +23,7 @@ BQ = 128       # query rows per tile
 BK = 128       # keys per tile
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _mask_tile(st, j0, i0, kl, biasT, b, has_bias):
     """st[j, i] += bias (if has_bias) where key j0 + j < kl[i], else -inf."""
     for j in range(BK):
@@ -42,7 +42,7 @@ def _mask_tile(st, j0, i0, kl, biasT, b, has_bias):
                 st[j, i] = st[j, i] if jj < kl[i] else -np.inf
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def flash_fwd(q, k, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse):
     """o (N, L, dv) = softmax(scale q k^T + mask) v and lse (N, L) (-inf on fully masked rows, whose o is 0;
     NaN on rows with a NaN score, whose o is NaN: the max skips NaN, their exp makes the row sum NaN).
@@ -55,7 +55,7 @@ def flash_fwd(q, k, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale,
                   it // nqt, (it % nqt) * BQ)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _fwd_tile(q, k, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse, n, i0):
     """Query rows i0 .. i0 + BQ of head n: online softmax over key tiles with a running max m and sum l per
     row; key tiles past the largest klim of the rows are never touched (causal: nothing above the diagonal)."""
@@ -140,7 +140,7 @@ def _fwd_tile(q, k, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale,
             lse[n, i0 + i] = -np.inf
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def flash_bwd(dout, q, k, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, G,
               dq_t, dk, dv):
     """Recompute P tile by tile from q, k and lse; D_i = rowsum(dout * o); dS = P (dP - D).
@@ -155,7 +155,7 @@ def flash_bwd(dout, q, k, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_th
                   dq_t, dk, dv, it // G, it % G)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _bwd_keys(dout, q, k, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, G,
               dq_t, dk, dv, n, g):
     """Key tiles g, g + G, ... of head n; for each, the query tiles that see it. Per head it first builds

@@ -13,7 +13,7 @@ from numba import njit
 from ._config import FASTMATH      # never nnan/ninf: masks are -inf
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def gemm_nn(A, B, C, m, n, p, col_lo, red_lo):
     """C[i, col_lo[i]:n] += A[i, red_lo[i]:p] @ B[red_lo[i]:p, col_lo[i]:n] for i < m. The bounds (per block
     of 4 rows, their minimum) skip what a mask zeroes: C entries left out are masked later, reduction terms
@@ -55,7 +55,7 @@ def gemm_nn(A, B, C, m, n, p, col_lo, red_lo):
                 C[i, j0 + jj] += a0 * B[c0 + cc, j0 + jj]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def gemm_tn(A, B, C, m, n, p, hi):
     """C[i, :n] += A[:hi[i], i].T @ B[:hi[i], :n] for i < m (hi[i] <= p: the keys row i sees)."""
     m4 = m - m % 4
@@ -88,7 +88,7 @@ def gemm_tn(A, B, C, m, n, p, hi):
                 C[i, j] += a0 * B[c, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def tile_bounds(kl, j0, mk, lo, hi):
     """For a tile of keys j0 .. j0 + mk against query rows with key limits kl (BQ,): hi[i] = number of the
     tile's keys row i sees; lo[j] = the first row that sees key j0 + j (len(kl) if none): exact, through
@@ -104,7 +104,7 @@ def tile_bounds(kl, j0, mk, lo, hi):
         lo[j] = i
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH, inline="always", error_model="numpy")
 def keep_bits(rowkey, j):
     """Top 24 bits of splitmix64's finalizer of rowkey + j * C2 (see reference.attention.dropout_keep),
     with rowkey = seed + row * C1 as uint64."""
@@ -117,6 +117,6 @@ def keep_bits(rowkey, j):
     return x >> np.uint64(40)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def row_key(seed, row):
     return np.uint64(seed) + np.uint64(row) * np.uint64(0x9E3779B97F4A7C15)

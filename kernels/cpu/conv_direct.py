@@ -15,7 +15,7 @@ from ._config import FASTMATH
 from .conv_gemm import _pad_plane
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
 def direct_fwd(x, w, b, y, pt, pl, dh, dw, KB):
     """Stride-1 conv: x (N, C, H, W), w (K, Cg, kh, kw), b (K,), y (N, K, Ho, Wo) overwritten.
 

@@ -19,7 +19,7 @@ from numba import njit, prange, uint64
 from ._config import FASTMATH
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _dot_tile(A, aoff, na, B, boff, nb, L, out, zero):
     """out[a, b] = sum_{r < L} A[aoff[a] + r] * B[boff[b] + r] for a < na, b < nb. Serial.
 
@@ -60,7 +60,7 @@ def _dot_tile(A, aoff, na, B, boff, nb, L, out, zero):
             out[a, b2], out[a, b1], out[a, b] = s02, s01, s00
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pad_plane(src, dst, pt, pl, Wp):
     """dst (Hp*Wp,) = src (H, W) placed at row offset pt, column offset pl, zeros elsewhere (crops if < 0)."""
     H, W = src.shape
@@ -73,7 +73,7 @@ def _pad_plane(src, dst, pt, pl, Wp):
             dst[d0 + s] = src[r - pt, c0 + s]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def to_nhwc(x, xh):
     """xh[n, g, h*W + w, c] = x[n, g*Cg + c, h, w]: x (N, C, H, W) -> xh (N, G, H*W, Cg).
 
@@ -93,7 +93,7 @@ def to_nhwc(x, xh):
                 dst[w, c] = src[w]
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
 def gemm_fwd(x, wr, b, y, Wo, kh, kw, sh, sw, pt, pl, dh, dw, PT, nband, zero):
     """y (N, K, Ho*Wo) = conv(x, w) + b, overwritten.
 
@@ -151,7 +151,7 @@ def gemm_fwd(x, wr, b, y, Wo, kh, kw, sh, sw, pt, pl, dh, dw, PT, nband, zero):
                     yr[q] = out[k, q] + bk
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _im2col_row(plane, row, Ho, Wo, oi, oj, sh, sw):
     """row[oh*Wo + ow] = plane[oh*sh + oi, ow*sw + oj], zero where that falls outside the plane.
 
@@ -177,7 +177,7 @@ def _im2col_row(plane, row, Ho, Wo, oi, oj, sh, sw):
             row[base + q] = 0
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
 def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok):
     """Weight and bias gradient partials: part (NB, K, R + 1) float64, overwritten; column r < R is
     dW[k, c, i, j] at r = (c*kh + i)*kw + j, column R is db (R = 0 when only db is wanted).
@@ -249,7 +249,7 @@ def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok
                     acc[g * Kg + k, r0 + rr] += out[k, rr]
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
 def gemm_dx(douth, Wo, wt, dx, kh, kw, sh, sw, pt, pl, dh, dw, PT, zero):
     """dx (N, C, H, W) for any stride, overwritten: col2im of w^T @ dout.
 

@@ -9,14 +9,14 @@ from numba import njit, prange
 __all__ = ["embedding_fwd", "embedding_bwd"]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gather(idx, w, out):
     """out[i, :] = w[idx[i], :]; prange over positions."""
     for i in prange(idx.size):
         out[i, :] = w[idx[i], :]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _scatter_add(dout, idx, dw, col_block, padding_idx):
     """dw[idx[i], :] += dout[i, :]; prange over column blocks (each owns its columns)."""
     dim = dw.shape[1]

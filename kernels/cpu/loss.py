@@ -22,7 +22,7 @@ from .softmax import BLOCK, _launch, row_max
 __all__ = ["cross_entropy_fwd", "cross_entropy_bwd", "mse_loss_fwd", "mse_loss_bwd"]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _lse_and_dev(xr, C):
     """(max, sum(exp(x - max)), sum(max - x)) of one row (the last is for label smoothing: nearly free)."""
     dt = xr.dtype.type
@@ -42,7 +42,7 @@ def _lse_and_dev(xr, C):
     return m, s, dev
 
 
-@njit(cache=True, fastmath=FASTMATH_CONTRACT)     # no reassoc: (m - x[t]) + log s must not become (m + log s) - x[t]
+@njit(cache=True, fastmath=FASTMATH_CONTRACT, error_model="numpy")     # no reassoc: (m - x[t]) + log s must not become (m + log s) - x[t]
 def _cross_entropy_fwd(x, target, eps, ignore_index, loss, lse, lo, hi):
     """x (N, C), target (N,) int64 -> loss (N,), lse (N, 2) float64, on rows [lo, hi).
 
@@ -68,13 +68,13 @@ def _cross_entropy_fwd(x, target, eps, ignore_index, loss, lse, lo, hi):
             lse[r, 1] = log_s
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _cross_entropy_fwd_par(x, target, eps, ignore_index, loss, lse, step):
     for c in prange((x.shape[0] + step - 1) // step):
         _cross_entropy_fwd(x, target, eps, ignore_index, loss, lse, c * step, min(x.shape[0], (c + 1) * step))
 
 
-@njit(cache=True, fastmath=FASTMATH_CONTRACT)
+@njit(cache=True, fastmath=FASTMATH_CONTRACT, error_model="numpy")
 def _cross_entropy_bwd(dloss, x, target, lse, eps, ignore_index, dx, lo, hi):
     """dloss (N,) float64, x (N, C), target (N,), lse (N, 2) float64 -> dx (N, C), on rows [lo, hi).
 
@@ -100,7 +100,7 @@ def _cross_entropy_bwd(dloss, x, target, lse, eps, ignore_index, dx, lo, hi):
         dr[t] -= dt((1.0 - eps) * dloss[r])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _cross_entropy_bwd_par(dloss, x, target, lse, eps, ignore_index, dx, step):
     for c in prange((x.shape[0] + step - 1) // step):
         _cross_entropy_bwd(dloss, x, target, lse, eps, ignore_index, dx, c * step, min(x.shape[0], (c + 1) * step))
@@ -130,7 +130,7 @@ def cross_entropy_bwd(dloss, x, target, lse, label_smoothing, ignore_index):
     return dx
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _sq_diff(x, t, out, lo, hi):
     """out = (x - t)**2 on chunks [lo, hi) (chunk c covers elements [c * SUM_CHUNK, (c + 1) * SUM_CHUNK))."""
     n = x.size
@@ -141,13 +141,13 @@ def _sq_diff(x, t, out, lo, hi):
             out[base + j] = d * d
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _sq_diff_par(x, t, out):
     for c in prange((x.size + SUM_CHUNK - 1) // SUM_CHUNK):
         _sq_diff(x, t, out, c, c + 1)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _sq_diff_partials(x, t, partial, lo, hi):
     """partial[c] = sum over chunk c in [lo, hi) of (x - t)**2 in float64 (blocks of BLOCK in x's dtype)."""
     n = x.size
@@ -164,13 +164,13 @@ def _sq_diff_partials(x, t, partial, lo, hi):
         partial[c] = s
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _sq_diff_partials_par(x, t, partial):
     for c in prange(partial.size):
         _sq_diff_partials(x, t, partial, c, c + 1)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _scaled_diff(g, x, t, dx, lo, hi):
     """dx = g * (x - t) on chunks [lo, hi); g has x's length or length 1 (a broadcast scalar)."""
     n = x.size
@@ -185,7 +185,7 @@ def _scaled_diff(g, x, t, dx, lo, hi):
                 dx[base + j] = g[base + j] * (x[base + j] - t[base + j])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _scaled_diff_par(g, x, t, dx):
     for c in prange((x.size + SUM_CHUNK - 1) // SUM_CHUNK):
         _scaled_diff(g, x, t, dx, c, c + 1)

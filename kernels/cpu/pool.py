@@ -43,7 +43,7 @@ def _geometry(shape, kernel_size, stride, padding, ceil_mode):
     return OH, OW, RP, WP, direct
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _pad_planes(x, ph, pw, RP, WP, fill):
     """x (P,H,W) -> (P,RP,WP) copy with x at offset (ph, pw) and `fill` around. prange over planes."""
     P, H, W = x.shape
@@ -70,7 +70,7 @@ def _source(x, kernel_size, stride, padding, ceil_mode, fill):
 
 
 # ---------------------------------------------------------------------------------------- max pool
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _max_row(src, sp, out, am, p, oh, hs, ph, pw, W, OW, KH, KW, SW):
     """Output row oh from source rows hs.. (source = image shifted by (ph, pw), padded with -inf).
 
@@ -92,7 +92,7 @@ def _max_row(src, sp, out, am, p, oh, hs, ph, pw, W, OW, KH, KW, SW):
         am[p, uint64(oh), q] = k
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _max_fwd(src, out, am, kh, kw, sh, sw, ph, pw, W):
     """src (P,RP,WP) (-inf padded or the input itself) -> out, am (P,OH,OW); am indexes the
     unpadded W-wide plane. prange over planes."""
@@ -108,7 +108,7 @@ def _max_fwd(src, out, am, kh, kw, sh, sw, ph, pw, W):
                 _max_row(src, p, out, am, p, oh, hs, ph, pw, W, OW, kh, kw, sw)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _max_bwd(dout, am, dx, overlap):
     """dout, am (P,L) -> dx (P,HW) overwritten: zero the plane, then scatter. prange over planes.
     Windows that cannot overlap get a plain store (LLVM makes it an AVX-512 scatter), else +=."""
@@ -124,7 +124,7 @@ def _max_bwd(dout, am, dx, overlap):
                 dx[p, uint64(am[p, k])] = dout[p, k]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _max_bwd_2x2_f32(gbits, am, dx64):
     """float32 2x2 / stride 2 / no padding, H and W even (every dx element in exactly one window):
     gbits (P,OH,OW) uint32 = dout's bits, am (P,OH,OW) -> dx64 (P,H,W/2) uint64 = dx's bits, each
@@ -185,7 +185,7 @@ def _divisors(n, k, s, p, o, count_include_pad, dtype):
     return (end - start).astype(dtype)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _avg_row(src, sp, out, p, oh, hs, rd, cd, OW, acc0, KH, KW, SW):
     """out[p, oh, q] = (sum of the window at source rows hs.., cols q*SW..) / (rd * cd[q])."""
     for q in range(OW):
@@ -197,7 +197,7 @@ def _avg_row(src, sp, out, p, oh, hs, rd, cd, OW, acc0, KH, KW, SW):
         out[p, uint64(oh), q] = s / (rd * cd[q])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _avg_fwd(src, out, kh, kw, sh, sw, rdiv, cdiv, zero):
     """src (P,RP,WP) (zero padded or the input itself) -> out (P,OH,OW). prange over planes."""
     OH, OW = out.shape[1], out.shape[2]
@@ -213,7 +213,7 @@ def _avg_fwd(src, out, kh, kw, sh, sw, rdiv, cdiv, zero):
                 _avg_row(src, p, out, p, oh, hs, rd, cdiv, OW, 0.0, kh, kw, sw)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _box_row(gp, dx, p, h, ph, pw, W, zero, KH, KW):
     """dx[p, h, w] = sum of gp[0, h+ph+a, w+pw+b] over the KH x KW box (stride-1 backward)."""
     for w in range(W):
@@ -224,7 +224,7 @@ def _box_row(gp, dx, p, h, ph, pw, W, zero, KH, KW):
         dx[p, uint64(h), w] = s
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _avg_bwd_s1(dout, dx, ph, pw, rdiv, cdiv, zero, nchunk):
     """3x3 stride 1: dx is a 3x3 box sum of g = dout / divisor, laid in a zero border of width 2.
     dout (P,OH,OW) -> dx (P,H,W). prange over chunks of planes (one scratch per chunk)."""
@@ -241,7 +241,7 @@ def _avg_bwd_s1(dout, dx, ph, pw, rdiv, cdiv, zero, nchunk):
                 _box_row(gp, dx, p, h, ph, pw, W, zero, 3, 3)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _avg_bwd_scatter(dout, dx, kh, kw, sh, sw, ph, pw, RP, WP, rdiv, cdiv, nchunk):
     """Any stride: each output adds g = dout / divisor over its window in a zeroed padded scratch,
     whose image part is then copied to dx. prange over chunks of planes."""
@@ -302,7 +302,7 @@ def _bins(n, o):
     return (i * n) // o, -((-(i + 1) * n) // o)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=True, parallel=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _global_avg_fwd(x, out, zero):
     """x (P,L) -> out (P,) plane means: blocks of 256 summed in the input dtype (reassociated, so
     vectorized), block sums added in float64. prange over planes."""
@@ -319,7 +319,7 @@ def _global_avg_fwd(x, out, zero):
         out[p] = s / L
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _global_avg_bwd(dout, dx):
     """dout (P,) -> dx (P,L) = dout / L. prange over planes."""
     P, L = dx.shape
@@ -329,7 +329,7 @@ def _global_avg_bwd(dout, dx):
             dx[p, i] = g
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _adaptive_fwd(x, out, hs, he, ws, we, nchunk):
     """x (P,H,W) -> out (P,OH,OW) bin means, separably: column sums over each row bin (float64,
     vectorized along W), then sums over each column bin. prange over chunks of planes."""
@@ -351,7 +351,7 @@ def _adaptive_fwd(x, out, hs, he, ws, we, nchunk):
                     out[p, oh, ow] = s / ((he[oh] - hs[oh]) * (we[ow] - ws[ow]))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _adaptive_bwd(dout, dx, hs, he, ws, we, nchunk):
     """dout (P,OH,OW) -> dx (P,H,W): each bin's dout / size spread over the bin, separably (column
     spread into a (OH,W) row per row bin, then rows added over each row bin). prange over chunks."""

@@ -301,42 +301,42 @@ def _lstm_bwd_chunk(dhc, hc, gates, h0, c0, wT, dxw, dh0, dc0, dwp, dbp, lo, hi)
 
 
 # ---- drivers: prange over the chunks ------------------------------------------------------------
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _rnn_fwd_par(xw, h0, w, b, hs):
     B = xw.shape[1]
     for c in prange((B + ROWS - 1) // ROWS):
         _rnn_fwd_chunk(xw, h0, w, b, hs, c * ROWS, min(B, (c + 1) * ROWS))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _rnn_bwd_par(dhs, hs, h0, wT, dxw, dh0, dwp, dbp):
     B = hs.shape[1]
     for c in prange((B + ROWS - 1) // ROWS):
         _rnn_bwd_chunk(dhs, hs, h0, wT, dxw, dh0, dwp[c], dbp[c], c * ROWS, min(B, (c + 1) * ROWS))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gru_fwd_par(xw, h0, w, b, hs, gates):
     B = xw.shape[1]
     for c in prange((B + ROWS - 1) // ROWS):
         _gru_fwd_chunk(xw, h0, w, b, hs, gates, c * ROWS, min(B, (c + 1) * ROWS))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gru_bwd_par(dhs, hs, gates, h0, wT, dxw, dh0, dwp, dbp):
     B = hs.shape[1]
     for c in prange((B + ROWS - 1) // ROWS):
         _gru_bwd_chunk(dhs, hs, gates, h0, wT, dxw, dh0, dwp[c], dbp[c], c * ROWS, min(B, (c + 1) * ROWS))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _lstm_fwd_par(xw, h0, c0, w, b, hc, gates):
     B = xw.shape[1]
     for c in prange((B + ROWS - 1) // ROWS):
         _lstm_fwd_chunk(xw, h0, c0, w, b, hc, gates, c * ROWS, min(B, (c + 1) * ROWS))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _lstm_bwd_par(dhc, hc, gates, h0, c0, wT, dxw, dh0, dc0, dwp, dbp):
     B = hc.shape[1]
     for c in prange((B + ROWS - 1) // ROWS):

@@ -24,7 +24,7 @@ __all__ = ["softmax_fwd", "softmax_bwd", "log_softmax_fwd", "log_softmax_bwd",
 BLOCK = 512          # elements summed in the input dtype's lanes before adding into a float64 total
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH, inline="always", error_model="numpy")
 def row_max(xr, n):
     """max(xr[:n]) in xr's dtype (-inf for n == 0, NaN if any entry is NaN)."""
     m = xr.dtype.type(-np.inf)
@@ -33,7 +33,7 @@ def row_max(xr, n):
     return m
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH, inline="always", error_model="numpy")
 def row_exp_sum(xr, yr, n, m, write):
     """sum(exp(xr[:n] - m)) in float64 (blockwise); writes the exps into yr[:n] when `write`."""
     dt = xr.dtype.type
@@ -53,7 +53,7 @@ def row_exp_sum(xr, yr, n, m, write):
     return s
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH, inline="always", error_model="numpy")
 def row_dot(ar, br, n):
     """sum(ar[:n] * br[:n]) in float64 (blockwise)."""
     dt = ar.dtype.type
@@ -67,14 +67,14 @@ def row_dot(ar, br, n):
     return s
 
 
-@njit(cache=True, fastmath=FASTMATH_CONTRACT)
+@njit(cache=True, fastmath=FASTMATH_CONTRACT, error_model="numpy")
 def _shift_row(xr, yr, n, m, shift):
     """yr = (xr - m) - shift, in that order: no reassoc, so m + shift is never rounded first."""
     for i in range(n):
         yr[i] = (xr[i] - m) - shift
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _softmax_row(xr, yr, n):
     """yr[:n] = softmax(xr[:n]); an all -inf row gives zeros."""
     dt = xr.dtype.type
@@ -90,20 +90,20 @@ def _softmax_row(xr, yr, n):
 # Each op: a serial kernel over rows [lo, hi) and a parallel driver (prange over chunks of `step` rows) that
 # calls it; `_launch` runs small inputs serially in the calling thread (waking the pool costs more).
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _softmax_fwd(x, y, lo, hi):
     """x, y (R, n): y[lo:hi] = softmax(x[lo:hi]) along rows."""
     for r in range(lo, hi):
         _softmax_row(x[r], y[r], x.shape[1])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _softmax_fwd_par(x, y, step):
     for c in prange((x.shape[0] + step - 1) // step):
         _softmax_fwd(x, y, c * step, min(x.shape[0], (c + 1) * step))
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _softmax_bwd(dout, y, lens, dx, lo, hi):
     """dx[r, :L] = y * (dout - sum(dout * y)) on rows [lo, hi), L = lens[r] (n when lens is empty);
     dx[r, L:] = 0."""
@@ -117,13 +117,13 @@ def _softmax_bwd(dout, y, lens, dx, lo, hi):
         xr[L:] = 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _softmax_bwd_par(dout, y, lens, dx, step):
     for c in prange((y.shape[0] + step - 1) // step):
         _softmax_bwd(dout, y, lens, dx, c * step, min(y.shape[0], (c + 1) * step))
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _log_softmax_fwd(x, y, lo, hi):
     """x, y (R, n): y = x - max - log(sum(exp(x - max))) on rows [lo, hi); an all -inf row gives -inf."""
     n = x.shape[1]
@@ -137,13 +137,13 @@ def _log_softmax_fwd(x, y, lo, hi):
             _shift_row(xr, yr, n, m, xr.dtype.type(np.log(s)))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _log_softmax_fwd_par(x, y, step):
     for c in prange((x.shape[0] + step - 1) // step):
         _log_softmax_fwd(x, y, c * step, min(x.shape[0], (c + 1) * step))
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _log_softmax_bwd(dout, y, dx, lo, hi):
     """dx = dout - exp(y) * sum(dout) on rows [lo, hi)."""
     n = y.shape[1]
@@ -162,13 +162,13 @@ def _log_softmax_bwd(dout, y, dx, lo, hi):
             xr[i] = dr[i] - vexp_neg(yr[i]) * g
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _log_softmax_bwd_par(dout, y, dx, step):
     for c in prange((y.shape[0] + step - 1) // step):
         _log_softmax_bwd(dout, y, dx, c * step, min(y.shape[0], (c + 1) * step))
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _masked_softmax_fwd(x, lens, y, lo, hi):
     """x, y (R, K), lens (R,) int64 in [0, K]: softmax over x[r, :lens[r]], zeros after, rows [lo, hi)."""
     for r in range(lo, hi):
@@ -177,7 +177,7 @@ def _masked_softmax_fwd(x, lens, y, lo, hi):
         y[r, L:] = 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _masked_softmax_fwd_par(x, lens, y, step):
     for c in prange((x.shape[0] + step - 1) // step):
         _masked_softmax_fwd(x, lens, y, c * step, min(x.shape[0], (c + 1) * step))
