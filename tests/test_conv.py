@@ -1,4 +1,4 @@
-"""conv2d: reference against finite differences, both CPU paths (direct, implicit GEMM) and the CUDA kernels
+"""conv2d: reference against finite differences, the three CPU paths (outer product, direct, implicit GEMM) and the CUDA kernels
 against the reference, the book's vectors, argument checks, and the engine op (on each device) against the
 tape and PyTorch. Determinism: tests/test_determinism.py."""
 import warnings
@@ -40,12 +40,16 @@ def make(cfg, dtype=np.float64, bias=True):
 
 
 def kernels_on_path(device, path, monkeypatch):
-    """The device's conv kernels; on the CPU forced onto one path ("direct" only exists for stride 1, "gemm");
-    the CUDA kernels have one path ("any")."""
+    """The device's conv kernels; on the CPU forced onto one path ("outer" and "direct" exist for stride 1 only,
+    forward and dx; "gemm"); the CUDA kernels have one path ("any")."""
+    if path in ("gemm", "direct"):
+        monkeypatch.setattr(cpu_conv, "_use_outer", lambda *a: False)
     if path == "gemm":
         monkeypatch.setattr(cpu_conv, "_use_direct", lambda *a: False)
     elif path == "direct":
         monkeypatch.setattr(cpu_conv, "_use_direct", lambda stride, *a: tuple(stride) == (1, 1))
+    elif path == "outer":
+        monkeypatch.setattr(cpu_conv, "_use_outer", lambda stride, *a: tuple(stride) == (1, 1))
     return kernels_on(device)
 
 
@@ -74,7 +78,7 @@ def test_reference_matches_torch():
         np.testing.assert_allclose(ref.conv2d_fwd(x, w, b, s, p, d, g), want, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize(*on_devices("path,cfg,dtype", cases(["direct", "gemm"], CONFIGS, DTYPES), CUDA_CASES))
+@pytest.mark.parametrize(*on_devices("path,cfg,dtype", cases(["outer", "direct", "gemm"], CONFIGS, DTYPES), CUDA_CASES))
 def test_kernels_match_reference(device, path, cfg, dtype, monkeypatch):
     K = kernels_on_path(device, path, monkeypatch)
     x, w, b, conf = make(cfg, dtype)
@@ -89,10 +93,10 @@ def test_kernels_match_reference(device, path, cfg, dtype, monkeypatch):
         assert_close(got, exp, dtype, scale=4, err_msg=name)
 
 
-@pytest.mark.parametrize(*on_devices("path,dtype", cases(["direct", "gemm"], DTYPES), [("any", np.float32)]))
+@pytest.mark.parametrize(*on_devices("path,dtype", cases(["outer", "direct", "gemm"], DTYPES), [("any", np.float32)]))
 def test_kernels_noncontiguous_and_partial_grads(device, path, dtype, monkeypatch):
     K = kernels_on_path(device, path, monkeypatch)
-    x, w, b, conf = make(CONFIGS[0] if path == "direct" else CONFIGS[2], dtype)
+    x, w, b, conf = make(CONFIGS[0] if path in ("direct", "outer") else CONFIGS[2], dtype)
     dev = lambda a: to_dev(a, device)                                           # noqa: E731
     nc = lambda a: noncontig(a, device)                                         # noqa: E731
     y = to_host(K.conv2d_fwd(dev(x), dev(w), dev(b), *conf))

@@ -5,7 +5,10 @@ reduction axis r) in 4 x 3 blocks: 12 scalar accumulators that LLVM keeps in 12 
 step of r is 7 vector loads and 12 FMAs (measured ~100 GFLOP/s on one AVX-512 core at r = 576; the horizontal
 sums closing each block cost most of the rest, so it wants r in the hundreds).
 """
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from ._config import FASTMATH
 
@@ -49,3 +52,97 @@ def dot_tile(A, aoff, na, B, boff, nb, L, out, zero):
             out[a2, b2], out[a2, b1], out[a2, b] = s22, s21, s20
             out[a1, b2], out[a1, b1], out[a1, b] = s12, s11, s10
             out[a, b2], out[a, b1], out[a, b] = s02, s01, s00
+
+
+# ---- the outer-product micro-kernel, written in LLVM IR ------------------------------------------------------
+# out[m, q] = sum_r A[a0 + r*lda + m] * B[boff[r] + b0 + q] for m < MR, q < NV*lanes: MR broadcast weights
+# against NV vectors of one B row per step r, MR*NV vector accumulators held in registers for the whole
+# reduction, no horizontal sums. Numba cannot express a vector register, so the loop is built in LLVM IR
+# (vector types and llvm.fmuladd); the block shape follows the target's registers: 16 zmm accumulators on
+# AVX-512 (32 registers), 12 ymm elsewhere (16 registers; SSE-only targets split each vector in two).
+MR = 4
+
+
+def _avx512():
+    from numba.core import config
+    from numba.core.codegen import get_host_cpu_features
+    feats = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
+    return "+avx512f" in str(feats).split(",")
+
+
+def outer_shape(itemsize):
+    """(lanes per vector, vectors per row) of `outer_tile`'s block for an element of `itemsize` bytes."""
+    if _avx512():
+        return 64 // itemsize, 4
+    return 32 // itemsize, 3
+
+
+def outer_width(itemsize):
+    """Columns (q) one `outer_tile` call computes: lanes * vectors."""
+    lanes, nv = outer_shape(itemsize)
+    return lanes * nv
+
+
+@intrinsic
+def outer_tile(typingctx, A, a0, lda, B, boff, b0, L, C, c0, ldc, nv):
+    """C[c0 + m*ldc + q] = sum_{r < L} A[a0 + r*lda + m] * B[boff[r] + b0 + q], m < MR, q < nv * lanes.
+
+    nv: a constant from 1 to outer_shape()[1], the vectors per row (fewer for a last, partial block).
+
+    A, B, C: 1-D C-contiguous arrays of one float dtype; boff: 1-D int64. Nothing is bounds-checked: the
+    caller guarantees every index is inside its array (pads B and C to whole blocks). The sum over r runs in
+    order, one fused multiply-add per step where the target has FMA."""
+    if not (isinstance(A, types.Array) and A.ndim == 1 and A.dtype in (types.float32, types.float64)
+            and B == A and C == A and isinstance(boff, types.Array) and boff.dtype == types.int64
+            and isinstance(nv, types.IntegerLiteral)):
+        return None
+    dt = A.dtype
+    nv_used = nv.literal_value
+    if not 1 <= nv_used <= outer_shape(A.dtype.bitwidth // 8)[1]:
+        return None
+
+    def codegen(context, builder, sig, args):
+        aA, ia0, ilda, aB, aoff, ib0, iL, aC, ic0, ildc, _ = args
+        fty = context.get_value_type(dt)
+        size = 8 if dt == types.float64 else 4
+        lanes, nv = outer_shape(size)[0], nv_used
+        vty = ir.VectorType(fty, lanes)
+        i64 = ir.IntType(64)
+        pA = context.make_array(sig.args[0])(context, builder, aA).data
+        pB = context.make_array(sig.args[3])(context, builder, aB).data
+        pO = context.make_array(sig.args[4])(context, builder, aoff).data
+        pC = context.make_array(sig.args[7])(context, builder, aC).data
+        fname = f"llvm.fmuladd.v{lanes}f{8 * size}"
+        fmuladd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]), fname)
+        zero = ir.Constant(vty, [0.0] * lanes)
+        accs = []
+        for _ in range(MR * nv):
+            slot = cgutils.alloca_once(builder, vty)
+            builder.store(zero, slot)
+            accs.append(slot)
+        splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        undef = ir.Constant(vty, ir.Undefined)
+        with cgutils.for_range(builder, iL) as loop:
+            r = loop.index
+            arow = builder.add(ia0, builder.mul(r, ilda))
+            brow = builder.add(builder.load(builder.gep(pO, [r])), ib0)
+            bv = []
+            for v in range(nv):
+                p = builder.gep(pB, [builder.add(brow, ir.Constant(i64, v * lanes))])
+                bv.append(builder.load(builder.bitcast(p, vty.as_pointer()), align=size))
+            for m in range(MR):
+                s = builder.load(builder.gep(pA, [builder.add(arow, ir.Constant(i64, m))]))
+                w = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(ir.IntType(32), 0)),
+                                           undef, splat)
+                for v in range(nv):
+                    slot = accs[m * nv + v]
+                    builder.store(builder.call(fmuladd, [w, bv[v], builder.load(slot)]), slot)
+        for m in range(MR):
+            crow = builder.add(ic0, builder.mul(ir.Constant(i64, m), ildc))
+            for v in range(nv):
+                p = builder.gep(pC, [builder.add(crow, ir.Constant(i64, v * lanes))])
+                builder.store(builder.load(accs[m * nv + v]), builder.bitcast(p, vty.as_pointer()), align=size)
+        return context.get_dummy_value()
+
+    return types.void(A, types.int64, types.int64, B, boff, types.int64, types.int64, C, types.int64,
+                      types.int64, nv), codegen

@@ -1,0 +1,56 @@
+"""The GEMM micro-kernels of kernels/cpu/_dot.py against NumPy in float64: dot_tile (dot form, 4x3 register
+blocks) and outer_tile (outer-product form, written in LLVM IR), on every block width and both dtypes."""
+import numpy as np
+import pytest
+from numba import njit
+
+from kernels.cpu._dot import MR, dot_tile, outer_shape, outer_tile
+
+rng = np.random.default_rng(0)
+
+
+@njit(cache=False)
+def _outer(A, a0, lda, B, boff, b0, L, C, c0, ldc, nv):
+    # one call per literal nv: outer_tile takes its vector count as a compile-time constant
+    if nv == 1:
+        outer_tile(A, a0, lda, B, boff, b0, L, C, c0, ldc, 1)
+    elif nv == 2:
+        outer_tile(A, a0, lda, B, boff, b0, L, C, c0, ldc, 2)
+    elif nv == 3:
+        outer_tile(A, a0, lda, B, boff, b0, L, C, c0, ldc, 3)
+    else:
+        outer_tile(A, a0, lda, B, boff, b0, L, C, c0, ldc, 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("L", [0, 1, 7, 150])
+def test_outer_tile_matches_numpy(dtype, L):
+    lanes, nvmax = outer_shape(np.dtype(dtype).itemsize)
+    lda, ldc, a0, b0, c0 = 11, 300, 3, 5, 7
+    A = rng.standard_normal(a0 + max(L, 1) * lda + MR).astype(dtype)
+    B = rng.standard_normal(4000).astype(dtype)
+    boff = rng.integers(0, 4000 - b0 - nvmax * lanes, max(L, 1)).astype(np.int64)[:L].copy()
+    for nv in range(1, nvmax + 1):
+        C = np.full(c0 + MR * ldc, np.nan, dtype)
+        _outer(A, a0, lda, B, boff, b0, L, C, c0, ldc, nv)
+        W = nv * lanes
+        want = np.zeros((MR, W))
+        for r in range(L):
+            want += np.outer(A[a0 + r * lda:a0 + r * lda + MR], B[boff[r] + b0:boff[r] + b0 + W])
+        got = np.stack([C[c0 + m * ldc:c0 + m * ldc + W] for m in range(MR)])
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1, L))
+        rest = np.delete(C, [c0 + m * ldc + q for m in range(MR) for q in range(W)])
+        assert np.isnan(rest).all(), f"nv={nv}: wrote outside its block"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("na, nb, L", [(1, 1, 5), (5, 7, 33), (8, 6, 300), (0, 3, 4)])
+def test_dot_tile_matches_numpy(dtype, na, nb, L):
+    A = rng.standard_normal((max(na, 1), L)).astype(dtype)
+    B = rng.standard_normal((nb, L)).astype(dtype)
+    out = np.zeros((max(na, 1), nb), dtype)
+    dot_tile(A.ravel(), np.arange(na) * L, na, B.ravel(), np.arange(nb) * L, nb, L, out, dtype(0))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out[:na], A[:na].astype(np.float64) @ B.T.astype(np.float64), rtol=tol,
+                               atol=tol * L)
