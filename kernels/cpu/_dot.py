@@ -5,6 +5,8 @@ reduction axis r) in 4 x 3 blocks: 12 scalar accumulators that LLVM keeps in 12 
 step of r is 7 vector loads and 12 FMAs (measured ~100 GFLOP/s on one AVX-512 core at r = 576; the horizontal
 sums closing each block cost most of the rest, so it wants r in the hundreds).
 """
+import functools
+
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -63,6 +65,7 @@ def dot_tile(A, aoff, na, B, boff, nb, L, out, zero):
 MR = 4
 
 
+@functools.lru_cache(maxsize=None)
 def _avx512():
     from numba.core import config
     from numba.core.codegen import get_host_cpu_features
