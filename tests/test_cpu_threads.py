@@ -1,5 +1,5 @@
 """kernels/cpu/_threads.py: the engine's GEMMs run on one OpenBLAS thread per block of rows and leave
-OpenBLAS's count as they found it; Numba's OpenMP pool is asked for sleeping idle workers unless the user
+OpenBLAS's count as they found it; Numba's OpenMP pool is asked for a short spin before idle workers sleep, unless the user
 chose a policy."""
 import os
 import subprocess
@@ -48,13 +48,13 @@ def test_large_gemms_are_split_over_the_engine_threads(monkeypatch):
 
 
 def _policy(env):
-    code = "import os, kernels.cpu; print(os.environ.get('OMP_WAIT_POLICY'))"
+    code = "import os, kernels.cpu; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | env
     return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                           check=True).stdout.strip()
 
 
-def test_openmp_idle_workers_sleep_unless_the_user_chose():
-    assert _policy({}) == "PASSIVE"
-    assert _policy({"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
-    assert _policy({"GOMP_SPINCOUNT": "1000"}) == "None"
+def test_openmp_idle_workers_spin_briefly_unless_the_user_chose():
+    assert _policy({}) == "None " + _threads.SPIN_COUNT
+    assert _policy({"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE None"
+    assert _policy({"GOMP_SPINCOUNT": "1000"}) == "None 1000"

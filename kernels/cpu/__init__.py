@@ -2,9 +2,9 @@
 compile on first use prints one line (kernels/_notice.py)."""
 from .._notice import install as _install_compile_notice
 from ._memory import keep_freed_memory as _keep_freed_memory
-from ._threads import passive_openmp as _passive_openmp
+from ._threads import short_spin_openmp as _short_spin_openmp
 
-_passive_openmp()               # before Numba's OpenMP pool starts: idle workers sleep (see _threads.py)
+_short_spin_openmp()            # before Numba's OpenMP pool starts: idle workers spin briefly, then sleep
 _keep_freed_memory()            # a step's arrays reuse freed memory, without page faults (see _memory.py)
 from .conv import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
