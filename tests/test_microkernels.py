@@ -54,3 +54,16 @@ def test_dot_tile_matches_numpy(dtype, na, nb, L):
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out[:na], A[:na].astype(np.float64) @ B.T.astype(np.float64), rtol=tol,
                                atol=tol * L)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outer_gemm_matches_numpy(dtype):
+    from kernels.cpu._dot import outer_gemm
+    lanes, nvmax = outer_shape(np.dtype(dtype).itemsize)
+    M, L, N = 12, 37, lanes * (2 * nvmax + 1)           # a partial last column block
+    A = rng.standard_normal((L, M)).astype(dtype)
+    B = rng.standard_normal((L, N + 5)).astype(dtype)   # rows longer than N: boff steps by the row length
+    C = np.full((M, N), np.nan, dtype)
+    outer_gemm(A.ravel(), M, M, B.ravel(), np.arange(L) * (N + 5), L, C.ravel(), N, N, lanes, nvmax)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(C, A.T.astype(np.float64) @ B[:, :N].astype(np.float64), rtol=tol, atol=tol * L)

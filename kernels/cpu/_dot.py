@@ -90,7 +90,8 @@ def outer_width(itemsize):
 def outer_tile(typingctx, A, a0, lda, B, boff, b0, L, C, c0, ldc, nv):
     """C[c0 + m*ldc + q] = sum_{r < L} A[a0 + r*lda + m] * B[boff[r] + b0 + q], m < MR, q < nv * lanes.
 
-    nv: a constant from 1 to outer_shape()[1], the vectors per row (fewer for a last, partial block).
+    nv: a constant from 1 to 4, the vectors per row: outer_shape()[1] for a full block (more would spill
+    registers), fewer for a last, partial one.
 
     A, B, C: 1-D C-contiguous arrays of one float dtype; boff: 1-D int64. Nothing is bounds-checked: the
     caller guarantees every index is inside its array (pads B and C to whole blocks). The sum over r runs in
@@ -101,7 +102,7 @@ def outer_tile(typingctx, A, a0, lda, B, boff, b0, L, C, c0, ldc, nv):
         return None
     dt = A.dtype
     nv_used = nv.literal_value
-    if not 1 <= nv_used <= outer_shape(A.dtype.bitwidth // 8)[1]:
+    if not 1 <= nv_used <= 4:                       # outer_shape()[1] or fewer is what callers use
         return None
 
     def codegen(context, builder, sig, args):
@@ -149,3 +150,27 @@ def outer_tile(typingctx, A, a0, lda, B, boff, b0, L, C, c0, ldc, nv):
 
     return types.void(A, types.int64, types.int64, B, boff, types.int64, types.int64, C, types.int64,
                       types.int64, nv), codegen
+
+
+@njit(cache=True, error_model="numpy")
+def outer_any(A, a0, lda, B, boff, b0, L, C, c0, ldc, nv):
+    """outer_tile with a run-time vector count nv (1 to outer_shape()[1]), overwriting C."""
+    if nv == 1:
+        outer_tile(A, a0, lda, B, boff, b0, L, C, c0, ldc, 1)
+    elif nv == 2:
+        outer_tile(A, a0, lda, B, boff, b0, L, C, c0, ldc, 2)
+    elif nv == 3:
+        outer_tile(A, a0, lda, B, boff, b0, L, C, c0, ldc, 3)
+    else:
+        outer_tile(A, a0, lda, B, boff, b0, L, C, c0, ldc, 4)
+
+
+@njit(cache=True, error_model="numpy")
+def outer_gemm(A, lda, M, B, boff, L, C, ldc, N, lanes, nvmax):
+    """C[m*ldc + q] = sum_{l < L} A[l*lda + m] * B[boff[l] + q] for m < M, q < N, with outer_tile blocks:
+    M a multiple of MR, N a multiple of lanes (pad the operands); nvmax = outer_shape()[1]. Column blocks
+    outside, row blocks inside, so one block of B's columns is reused from cache by every row block."""
+    for q0 in range(0, N, nvmax * lanes):
+        nv = min(nvmax, (N - q0) // lanes)
+        for m0 in range(0, M, MR):
+            outer_any(A, m0, lda, B, boff, q0, L, C, m0 * ldc + q0, ldc, nv)

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import FASTMATH_ELEMENTWISE
-from ._dot import dot_tile
+from ._dot import MR, dot_tile, outer_gemm, outer_shape
 from ._math import vexp
 
 __all__ = ["rnn_tanh_fwd", "rnn_tanh_bwd", "gru_fwd", "gru_bwd", "lstm_fwd", "lstm_bwd"]
@@ -151,82 +151,134 @@ def _rnn_bwd_chunk(dhs, hs, h0, wT, dxw, dh0, dwp, dbp, lo, hi):
 
 
 # ---- GRU --------------------------------------------------------------------------------------------------
+# Row-major inside a chunk: the gate loops vectorize along the hidden units (xw, dxw, hs are (T, B, .)), and
+# the three products run on the outer-product micro-kernel (`_dot.outer_gemm`), whose vectors also run along
+# hidden units or gates: hw (rows, 3H) = h_{t-1} W_hh^T reads h_{t-1} transposed (hT, (H, rows)) and W_hh^T;
+# W_hh^T dhw reads dhw transposed and W_hh; dW_hh reads every step's dhw and h_{t-1} as (T*rows, .) rows.
+# Widths are padded to whole vectors (Gp, Hp) and rows to MR (n4) with zeros.
 @njit(**_OPT)
-def _gru_fwd_chunk(xw, h0, w, b, hs, gates, lo, hi):
+def _gru_cell_row(x, hr, b, hh, g4, out, H, one):
+    """One batch row of a GRU step: x = xw[t, row] (3H), hr = W_hh h_{t-1} (3H), hh = h_{t-1} (H), updated
+    to h_t and copied to out; g4 (4H) gets r, z, n, hw_n. A function of its own: compiled alone, its loop
+    vectorizes (inlined in the chunk's loop, the many arrays' alias checks kept LLVM from it: 8x slower)."""
+    for j in range(H):
+        rg = _sigmoid(x[j] + (hr[j] + b[j]), one)
+        z = _sigmoid(x[H + j] + (hr[H + j] + b[H + j]), one)
+        hn = hr[2 * H + j] + b[2 * H + j]
+        nn = _tanh(x[2 * H + j] + rg * hn, one)
+        hh[j] = (one - z) * nn + z * hh[j]
+        g4[j] = rg
+        g4[H + j] = z
+        g4[2 * H + j] = nn
+        g4[3 * H + j] = hn
+    for j in range(H):
+        out[j] = hh[j]
+
+
+@njit(**_OPT)
+def _gru_cell_row_bwd(g_, d, g4, prev, dx, da, hl, H, one):
+    """One batch row of a GRU backward step: g_ = dhs[t, row], d = the carried dh (H), updated to z * g;
+    g4 = the step's gates; prev = h_{t-1}; writes dx = dxw[t, row] (3H), da = dhw (3H) and hl = h_{t-1}."""
+    for j in range(H):
+        g = g_[j] + d[j]
+        rg, z, nn = g4[j], g4[H + j], g4[2 * H + j]
+        dn = g * (one - z) * (one - nn * nn)
+        dz = g * (prev[j] - nn) * z * (one - z)
+        dr = dn * g4[3 * H + j] * rg * (one - rg)
+        dx[j] = dr
+        dx[H + j] = dz
+        dx[2 * H + j] = dn
+        da[j] = dr
+        da[H + j] = dz
+        da[2 * H + j] = dn * rg
+        d[j] = g * z
+        hl[j] = prev[j]
+
+
+@njit(**_OPT)
+def _gru_fwd_chunk(xw, h0, wTp, b, hs, gates, lanes, nvmax, lo, hi):
     """Rows lo..hi-1 of hs (T, B, H) and gates (T, 4H, B) = r, z, n, hw_n (hw_n = (W_hh h_{t-1} + b_hh)'s
-    n part); w = W_hh (3H, H). Serial."""
+    n part); wTp = W_hh^T (H, Gp), zero-padded columns. Serial."""
     T, B, G = xw.shape
     H = G // 3
+    Gp = wTp.shape[1]
     n = hi - lo
-    one, zero = xw.dtype.type(1.0), xw.dtype.type(0.0)
-    hT = np.empty((H, n), xw.dtype)
-    hw = np.empty((G, n), xw.dtype)
-    x = np.empty((G, n), xw.dtype)
-    wf, woff, hoff = w.reshape(-1), np.arange(G) * H, (lo + np.arange(n)) * H
-    _load_t(hT, h0.reshape((1,) + h0.shape), 0, lo, n)
-    for t in range(T):
-        _load_t(x, xw, t, lo, n)
-        prev = h0 if t == 0 else hs[t - 1]
-        dot_tile(wf, woff, G, prev.reshape(-1), hoff, n, H, hw, zero)
-        gt = gates[t]                         # (4H, B), batch-minor: written straight from the loop
+    n4 = (n + MR - 1) // MR * MR
+    one = xw.dtype.type(1.0)
+    hT = np.zeros((H, n4), xw.dtype)
+    h = np.empty((n, H), xw.dtype)
+    hw = np.empty((n4, Gp), xw.dtype)
+    gs = np.empty((n, 4 * H), xw.dtype)
+    boff = np.arange(H) * Gp
+    for r in range(n):
         for j in range(H):
-            br, bz, bn = b[j], b[H + j], b[2 * H + j]
+            h[r, j] = h0[lo + r, j]
+            hT[j, r] = h0[lo + r, j]
+    for t in range(T):
+        outer_gemm(hT.reshape(-1), n4, n4, wTp.reshape(-1), boff, H, hw.reshape(-1), Gp, Gp, lanes, nvmax)
+        for r in range(n):
+            _gru_cell_row(xw[t, lo + r], hw[r], b, h[r], gs[r], hs[t, lo + r], H, one)
+        for j in range(H):
             for r in range(n):
-                rg = _sigmoid(x[j, r] + (hw[j, r] + br), one)
-                z = _sigmoid(x[H + j, r] + (hw[H + j, r] + bz), one)
-                hn = hw[2 * H + j, r] + bn
-                nn = _tanh(x[2 * H + j, r] + rg * hn, one)
-                hT[j, r] = (one - z) * nn + z * hT[j, r]
-                gt[j, lo + r] = rg
-                gt[H + j, lo + r] = z
-                gt[2 * H + j, lo + r] = nn
-                gt[3 * H + j, lo + r] = hn
-        _store_t(hs, hT, t, lo, n)
+                hT[j, r] = h[r, j]
+        gt = gates[t]
+        for j in range(4 * H):
+            for r in range(n):
+                gt[j, lo + r] = gs[r, j]
 
 
 @njit(**_OPT)
-def _gru_bwd_chunk(dhs, hs, gates, h0, wT, dxw, dh0, dwp, dbp, lo, hi):
+def _gru_bwd_chunk(dhs, hs, gates, h0, wp, dxw, dh0, dwp, dbp, lanes, nvmax, lo, hi):
     """Rows lo..hi-1 of dxw (T, B, 3H) (gradient of xw) and dh0 (B, H), and this chunk's partial dW_hh (3H, H)
-    and db_hh (3H,) (gradients through hw = h W_hh^T + b_hh) in dwp, dbp; wT = W_hh^T (H, 3H). Serial."""
+    and db_hh (3H,) (gradients through hw = h W_hh^T + b_hh) in dwp, dbp; wp = W_hh (3H, Hp), zero-padded
+    columns. Serial."""
     T, _, H = hs.shape
     G = 3 * H
+    Hp = wp.shape[1]
+    Gp = (G + lanes - 1) // lanes * lanes
     n = hi - lo
-    one, zero = hs.dtype.type(1.0), hs.dtype.type(0.0)
-    dh = np.zeros((H, n), hs.dtype)
-    g_ = np.empty((H, n), hs.dtype)
-    hp = np.empty((H, n), hs.dtype)
-    dx = np.empty((G, n), hs.dtype)
-    dw = np.empty((G, n), hs.dtype)
-    back = np.empty((H, n), hs.dtype)
-    dall, hall = np.empty((G, T * n), hs.dtype), np.empty((H, T * n), hs.dtype)
-    dar = np.empty((n, G), hs.dtype)
-    wTf, wToff, roff = wT.reshape(-1), np.arange(H) * G, np.arange(n) * G
+    n4 = (n + MR - 1) // MR * MR
+    TN = T * n
+    one = hs.dtype.type(1.0)
+    dh = np.zeros((n, H), hs.dtype)
+    gs = np.empty((n, 4 * H), hs.dtype)
+    dwT = np.zeros((G, n4), hs.dtype)
+    back = np.empty((n4, Hp), hs.dtype)
+    dall = np.zeros((TN, Gp), hs.dtype)
+    hall = np.zeros((TN, Hp), hs.dtype)
+    wboff = np.arange(G) * Hp
     for t in range(T - 1, -1, -1):
-        prev = hs[t - 1, lo:hi] if t > 0 else h0[lo:hi]
-        _load_t(g_, dhs, t, lo, n)
-        _load_t(hp, prev.reshape((1,) + prev.shape), 0, 0, n)
         gt = gates[t]
+        for j in range(4 * H):
+            for r in range(n):
+                gs[r, j] = gt[j, lo + r]
+        for r in range(n):
+            prev = hs[t - 1, lo + r] if t > 0 else h0[lo + r]
+            _gru_cell_row_bwd(dhs[t, lo + r], dh[r], gs[r], prev, dxw[t, lo + r], dall[t * n + r],
+                              hall[t * n + r], H, one)
+        for g in range(G):
+            for r in range(n):
+                dwT[g, r] = dall[t * n + r, g]
+        outer_gemm(dwT.reshape(-1), n4, n4, wp.reshape(-1), wboff, G, back.reshape(-1), Hp, Hp, lanes, nvmax)
+        for r in range(n):
+            d, bk = dh[r], back[r]
+            for j in range(H):
+                d[j] += bk[j]                 # dh_{t-1} = z * g + W_hh^T dhw
+    dwpad = np.empty((Gp, Hp), hs.dtype)
+    outer_gemm(dall.reshape(-1), Gp, Gp, hall.reshape(-1), np.arange(TN) * Hp, TN, dwpad.reshape(-1), Hp, Hp,
+               lanes, nvmax)
+    for g in range(G):
+        for k in range(H):
+            dwp[g, k] = dwpad[g, k]
+    for g in range(G):
+        dbp[g] = 0
+    for c in range(TN):
+        da = dall[c]
+        for g in range(G):
+            dbp[g] += da[g]
+    for r in range(n):
         for j in range(H):
-            for r in range(n):
-                g = g_[j, r] + dh[j, r]
-                rg, z, nn = gt[j, lo + r], gt[H + j, lo + r], gt[2 * H + j, lo + r]
-                dn = g * (one - z) * (one - nn * nn)
-                dz = g * (hp[j, r] - nn) * z * (one - z)
-                dr = dn * gt[3 * H + j, lo + r] * rg * (one - rg)
-                dx[j, r] = dr
-                dx[H + j, r] = dz
-                dx[2 * H + j, r] = dn
-                dw[j, r] = dr
-                dw[H + j, r] = dz
-                dw[2 * H + j, r] = dn * rg
-                dh[j, r] = g * z
-        _store_t(dxw, dx, t, lo, n)
-        _bwd_step(dw, hp, dall, hall, dar, wTf, wToff, roff, back, t, n, zero)
-        for j in range(H):                    # dh_{t-1} = z * g + W_hh^T dhw
-            for r in range(n):
-                dh[j, r] += back[j, r]
-    _wgrad(dall, hall, dwp, dbp, zero)
-    _store_t(dh0.reshape((1,) + dh0.shape), dh, 0, lo, n)
+            dh0[lo + r, j] = dh[r, j]
 
 
 # ---- LSTM -------------------------------------------------------------------------------------------------
@@ -333,17 +385,18 @@ def _rnn_bwd_par(dhs, hs, h0, wT, dxw, dh0, dwp, dbp):
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _gru_fwd_par(xw, h0, w, b, hs, gates):
+def _gru_fwd_par(xw, h0, wTp, b, hs, gates, lanes, nvmax):
     B = xw.shape[1]
     for c in prange((B + ROWS - 1) // ROWS):
-        _gru_fwd_chunk(xw, h0, w, b, hs, gates, c * ROWS, min(B, (c + 1) * ROWS))
+        _gru_fwd_chunk(xw, h0, wTp, b, hs, gates, lanes, nvmax, c * ROWS, min(B, (c + 1) * ROWS))
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _gru_bwd_par(dhs, hs, gates, h0, wT, dxw, dh0, dwp, dbp):
+def _gru_bwd_par(dhs, hs, gates, h0, wp, dxw, dh0, dwp, dbp, lanes, nvmax):
     B = hs.shape[1]
     for c in prange((B + ROWS - 1) // ROWS):
-        _gru_bwd_chunk(dhs, hs, gates, h0, wT, dxw, dh0, dwp[c], dbp[c], c * ROWS, min(B, (c + 1) * ROWS))
+        _gru_bwd_chunk(dhs, hs, gates, h0, wp, dxw, dh0, dwp[c], dbp[c], lanes, nvmax, c * ROWS,
+                       min(B, (c + 1) * ROWS))
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -417,7 +470,10 @@ def gru_fwd(xw, h0, w_hh, b_hh):
     H = G // 3
     b = np.zeros(G, dt) if b_hh is None else _c(b_hh, dt)
     hs, gates = np.empty((T, B, H), dt), np.empty((T, 4 * H, B), dt)
-    _launch(_gru_fwd_chunk, _gru_fwd_par, B, _c(xw, dt), _c(h0, dt), _c(w_hh, dt), b, hs, gates)
+    lanes, nvmax = outer_shape(dt.itemsize)
+    wTp = np.zeros((H, -(-G // lanes) * lanes), dt)
+    wTp[:, :G] = np.asarray(w_hh).T
+    _launch(_gru_fwd_chunk, _gru_fwd_par, B, _c(xw, dt), _c(h0, dt), wTp, b, hs, gates, lanes, nvmax)
     return hs, gates
 
 
@@ -428,11 +484,14 @@ def gru_bwd(dhs, hs, gates, h0, w_hh):
     hs, h0 = _c(hs, dt), _c(h0, dt)
     dxw, dh0 = np.empty((T, B, 3 * H), dt), np.empty((B, H), dt)
     dwp, dbp = _partials(B, 3 * H, H, dt)
-    args = (_c(dhs, dt), hs, _c(gates, dt), h0, _c(w_hh.T, dt), dxw, dh0)
+    lanes, nvmax = outer_shape(dt.itemsize)
+    wp = np.zeros((3 * H, -(-H // lanes) * lanes), dt)
+    wp[:, :H] = w_hh
+    args = (_c(dhs, dt), hs, _c(gates, dt), h0, wp, dxw, dh0)
     if B <= ROWS:
-        _gru_bwd_chunk(*args, dwp[0], dbp[0], 0, B)
+        _gru_bwd_chunk(*args, dwp[0], dbp[0], lanes, nvmax, 0, B)
     else:
-        _gru_bwd_par(*args, dwp, dbp)
+        _gru_bwd_par(*args, dwp, dbp, lanes, nvmax)
     return dxw, dh0, _reduce(dwp), _reduce(dbp)
 
 
