@@ -17,15 +17,23 @@ __all__ = ["sgd_step", "adam_step", "adamw_step"]
 
 @njit(cache=True, error_model="numpy")
 def _sgd(p, g, buf, h, lo, hi):
-    """h = (lr, momentum, dampening, nesterov, weight_decay, first)."""
+    """h = (lr, momentum, dampening, nesterov, weight_decay, first). The loops run 0-based over slices, with
+    constants of the parameters' dtype: an index from lo brings Numba's wraparound checks and a Python 1
+    promotes float32 arithmetic to float64, and either keeps the loop from vectorizing."""
     lr, momentum, dampening, nesterov, wd, first = h[0], h[1], h[2], h[3] != 0, h[4], h[5] != 0
-    for i in range(lo, hi):
-        d = g[i] + wd * p[i]
-        if momentum != 0:
-            b = d if first else momentum * buf[i] + (1 - dampening) * d
-            buf[i] = b
-            d = d + momentum * b if nesterov else b
-        p[i] = p[i] - lr * d
+    one = h.dtype.type(1)
+    ps, gs = p[lo:hi], g[lo:hi]
+    if momentum == 0:
+        for i in range(ps.size):
+            ps[i] = ps[i] - lr * (gs[i] + wd * ps[i])
+        return
+    bs = buf[lo:hi]
+    for i in range(ps.size):
+        d = gs[i] + wd * ps[i]
+        b = d if first else momentum * bs[i] + (one - dampening) * d
+        bs[i] = b
+        d = d + momentum * b if nesterov else b
+        ps[i] = ps[i] - lr * d
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -38,15 +46,19 @@ def _sgd_par(p, g, buf, h):
 @njit(cache=True, error_model="numpy")
 def _adamw(p, g, m, v, h, lo, hi):
     """h = (lr, beta1, beta2, eps, decay, bias correction 1 - beta1^t, 1 - beta2^t, l2): AdamW has
-    decay = 1 - lr*wd and l2 = 0, Adam decay = 1 and l2 = wd (the gradient becomes g + l2*p)."""
+    decay = 1 - lr*wd and l2 = 0, Adam decay = 1 and l2 = wd (the gradient becomes g + l2*p). Written as
+    _sgd is (slices, dtype constants) so that it vectorizes."""
     lr, beta1, beta2, eps, decay, c1, c2, l2 = h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
-    for i in range(lo, hi):
-        gi = g[i] + l2 * p[i] if l2 != 0 else g[i]      # no 0 * inf for AdamW's inf parameters
-        mi = beta1 * m[i] + (1 - beta1) * gi
-        vi = beta2 * v[i] + (1 - beta2) * gi * gi
-        m[i] = mi
-        v[i] = vi
-        p[i] = p[i] * decay - lr * (mi / c1) / (np.sqrt(vi / c2) + eps)
+    one = h.dtype.type(1)
+    b1, b2 = one - beta1, one - beta2
+    ps, gs, ms, vs = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
+    for i in range(ps.size):
+        gi = gs[i] + l2 * ps[i] if l2 != 0 else gs[i]   # no 0 * inf for AdamW's inf parameters
+        mi = beta1 * ms[i] + b1 * gi
+        vi = beta2 * vs[i] + b2 * gi * gi
+        ms[i] = mi
+        vs[i] = vi
+        ps[i] = ps[i] * decay - lr * (mi / c1) / (np.sqrt(vi / c2) + eps)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
