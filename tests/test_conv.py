@@ -46,6 +46,7 @@ def kernels_on_path(device, path, monkeypatch):
         monkeypatch.setattr(cpu_conv, "_use_outer", lambda *a: False)
     if path == "gemm":
         monkeypatch.setattr(cpu_conv, "_use_direct", lambda *a: False)
+        monkeypatch.setattr(cpu_conv, "_use_phase_dx", lambda *a: False)
     elif path == "direct":
         monkeypatch.setattr(cpu_conv, "_use_direct", lambda stride, *a: tuple(stride) == (1, 1))
     elif path == "outer":
