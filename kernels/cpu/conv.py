@@ -99,6 +99,15 @@ def _dx_by_phase(dout, w, dx, sh, sw, pt, pl, G):
             target[...] = y
 
 
+def _dw_images(N, NB, Ho, Wo, kh, kw, sh, sw, dh, dw, rows, itemsize):
+    """Images per micro-kernel call in gemm_dw: enough for a reduction of about 512 (padded) pixels, as long
+    as the call's B operand (rows of that length) stays within about 256 KiB of cache. Measured on ResNet's
+    8x8 planes (batch 64): dW of the 32-channel 3x3 conv 1.10 -> 0.62 ms."""
+    per = (Ho + (kh - 1) * dh) * (Wo + (kw - 1) * dw) if (sh, sw) == (1, 1) else Ho * Wo
+    fit = (256 << 10) // max(1, rows * per * itemsize)
+    return max(1, min(-(-N // NB), -(-512 // max(per, 1)), fit))
+
+
 def _tile(R, itemsize):
     """Pixels per micro-kernel tile (a multiple of 3): about 128 KiB of im2row rows, at most 192."""
     return 3 * max(1, min(64, (128 << 10) // (3 * max(R, 1) * itemsize)))
@@ -203,11 +212,12 @@ def conv2d_bwd(dout, x, w, stride, padding, dilation, groups, need_dx=True, need
         R = Cg * kh * kw if need_dw else 0          # db alone: only the row of ones
         nrc = max(1, min(-(-8 // (NB * G)), (R + 1) // 12))
         part = np.empty((NB, K, R + 1))
-        gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, True)
+        ni = _dw_images(N, NB, Ho, Wo, kh, kw, sh, sw, dh, dw, -(-(R + 1) // nrc), dt.itemsize)
+        gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, True, ni)
         # An inf or NaN in x: the flat-plane trick multiplies inputs outside a window by 0, which gives NaN in
         # entries PyTorch keeps finite. Redo on exact im2col windows (only then: the check reads K x R numbers).
         if not np.isfinite(part).all():
-            gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, False)
+            gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, False, ni)
         acc = part.sum(axis=0)
         if need_dw:
             dW = acc[:, :R].reshape(K, Cg, kh, kw).astype(dt)

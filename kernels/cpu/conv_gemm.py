@@ -138,12 +138,14 @@ def _im2col_row(plane, row, Ho, Wo, oi, oj, sh, sw):
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
-def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok):
+def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok, ni):
     """Weight and bias gradient partials: part (NB, K, R + 1) float64, overwritten; column r < R is
     dW[k, c, i, j] at r = (c*kh + i)*kw + j, column R is db (R = 0 when only db is wanted).
 
     x (N, C, H, W); dout (N, K, Ho, Wo); G groups. part[blk] sums images n = blk, blk + NB, ... (a split
-    fixed by the shapes, not by the thread count); the caller sums over axis 0. prange over (block, group,
+    fixed by the shapes, not by the thread count); the caller sums over axis 0. ni images of a block go
+    through one micro-kernel call, their stretches of A and B laid end to end (a small plane's reduction
+    alone is too short to pay for the micro-kernel's horizontal sums: ResNet's 8x8 planes have 78 pixels). prange over (block, group,
     chunk of (R + 1) / nrc columns); each iteration owns its part entries. Per image the micro-kernel dots
     dout rows (A) with one row per column (B; the db row is all ones):
       stride 1 (and flat_ok): B rows are shifted windows of the zero-padded input planes (no im2col copy) and
@@ -163,6 +165,8 @@ def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok
     Wp = Wo + (kw - 1) * dw if flat else Wo
     Hp = Ho + (kh - 1) * dh if flat else Ho
     L = (Ho - 1) * Wp + Wo
+    S = Hp * Wp if flat else L                   # one image's stretch of a row of A or B
+    LA = (ni - 1) * S + L                        # reduction length of a group of ni images
     rc = (R1 + nrc - 1) // nrc
     for t in prange(NB * G * nrc):
         blk = t // (G * nrc)
@@ -173,37 +177,43 @@ def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok
             continue
         c_lo = min(r0 // T, Cg)
         c_hi = min(Cg, (r0 + nr - 1) // T + 1)
-        A = np.zeros(Kg * L, x.dtype)
-        B = np.empty(((c_hi - c_lo) * Hp * Wp if flat else nr * L) + L, x.dtype)
-        ones = B.shape[0] - L
+        A = np.zeros(Kg * LA, x.dtype)
+        B = np.empty(((c_hi - c_lo) * ni * S if flat else nr * LA) + LA, x.dtype)
+        ones = B.shape[0] - LA
         B[ones:] = 1
-        aoff = np.arange(Kg) * L
+        aoff = np.arange(Kg) * LA
         boff = np.empty(nr, np.int64)
         for rr in range(nr):
             r = r0 + rr
             if r == R:
                 boff[rr] = ones
             elif flat:
-                boff[rr] = (r // T - c_lo) * Hp * Wp + ((r // kw) % kh) * dh * Wp + (r % kw) * dw
+                boff[rr] = (r // T - c_lo) * ni * S + ((r // kw) % kh) * dh * Wp + (r % kw) * dw
             else:
-                boff[rr] = rr * L
+                boff[rr] = rr * LA
         out = np.empty((Kg, nr), x.dtype)
         acc = part[blk]
         acc[g * Kg:(g + 1) * Kg, r0:r0 + nr] = 0.0
-        for n in range(blk, N, NB):
-            for k in range(Kg):
-                for oh in range(Ho):
-                    A[k * L + oh * Wp:k * L + oh * Wp + Wo] = dout[n, g * Kg + k, oh]
-            if flat:
-                for c in range(c_lo, c_hi):
-                    _pad_plane(x[n, g * Cg + c], B[(c - c_lo) * Hp * Wp:(c - c_lo + 1) * Hp * Wp], pt, pl, Wp)
-            else:
-                for rr in range(nr):
-                    r = r0 + rr
-                    if r < R:
-                        _im2col_row(x[n, g * Cg + r // T], B[rr * L:(rr + 1) * L], Ho, Wo,
-                                    ((r // kw) % kh) * dh - pt, (r % kw) * dw - pl, sh, sw)
-            _dot_tile(A, aoff, Kg, B, boff, nr, L, out, zero)
+        for n0 in range(blk, N, NB * ni):
+            m_hi = min(ni, (N - n0 + NB - 1) // NB)    # images n0, n0 + NB, ... of this group
+            for m in range(m_hi):
+                n = n0 + m * NB
+                for k in range(Kg):
+                    for oh in range(Ho):
+                        a0 = k * LA + m * S + oh * Wp
+                        A[a0:a0 + Wo] = dout[n, g * Kg + k, oh]
+                if flat:
+                    for c in range(c_lo, c_hi):
+                        b0 = (c - c_lo) * ni * S + m * S
+                        _pad_plane(x[n, g * Cg + c], B[b0:b0 + S], pt, pl, Wp)
+                else:
+                    for rr in range(nr):
+                        r = r0 + rr
+                        if r < R:
+                            b0 = rr * LA + m * S
+                            _im2col_row(x[n, g * Cg + r // T], B[b0:b0 + L], Ho, Wo,
+                                        ((r // kw) % kh) * dh - pt, (r % kw) * dw - pl, sh, sw)
+            _dot_tile(A, aoff, Kg, B, boff, nr, (m_hi - 1) * S + L, out, zero)
             for k in range(Kg):
                 for rr in range(nr):
                     acc[g * Kg + k, r0 + rr] += out[k, rr]
