@@ -122,6 +122,13 @@ def steps_table(data):
             f"CPU: {data['cpu']}, {data['isa']}, {data['cores']} cores")
     ok = [r for r in data["rows"] if r.get("threads")]
     if ok:
+        tg = ok[0].get("target", {})
+        if "engine" in tg:
+            e = tg["engine"]
+            head += (f"\ncode: engine compiled for {e['llvm_cpu']} "
+                     f"({'AVX-512' if e['avx512f'] else 'AVX2' if e['avx2'] else 'no AVX2'})")
+            if "torch" in tg:
+                head += f", PyTorch dispatching {tg['torch']['torch_cpu_capability']}"
         for lib, th in ok[0]["threads"].items():
             head += f"\nthreads, {lib} process: {_threads_text(th)}"
     given = data["env"]["given"]

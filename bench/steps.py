@@ -82,10 +82,12 @@ def _threads(lib):
 def _target(lib):
     """What each library compiled or dispatched for: LLVM's host CPU (Numba) or PyTorch's CPU capability."""
     if lib == "engine":
+        from numba.core import config
+        from numba.core.codegen import get_host_cpu_features
         import llvmlite.binding as llvm
-        feats = llvm.get_host_cpu_features()
-        return {"llvm_cpu": llvm.get_host_cpu_name(), "avx512f": bool(feats.get("avx512f", False)),
-                "avx2": bool(feats.get("avx2", False))}
+        feats = (config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()).split(",")
+        return {"llvm_cpu": config.CPU_NAME or llvm.get_host_cpu_name(), "avx512f": "+avx512f" in feats,
+                "avx2": "+avx2" in feats}         # what Numba compiles for (NUMBA_CPU_NAME/FEATURES when set)
     import torch
     return {"torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
