@@ -2,24 +2,10 @@
 blocks) and outer_tile (outer-product form, written in LLVM IR), on every block width and both dtypes."""
 import numpy as np
 import pytest
-from numba import njit
 
-from kernels.cpu._dot import MR, dot_tile, outer_shape, outer_tile
+from kernels.cpu._dot import MR, dot_tile, outer_any, outer_shape
 
 rng = np.random.default_rng(0)
-
-
-@njit(cache=False)
-def _outer(A, a0, lda, B, boff, b0, L, C, c0, ldc, nv):
-    # one call per literal nv: outer_tile takes its vector count as a compile-time constant
-    if nv == 1:
-        outer_tile(A, a0, lda, B, boff, b0, L, C, c0, ldc, 1)
-    elif nv == 2:
-        outer_tile(A, a0, lda, B, boff, b0, L, C, c0, ldc, 2)
-    elif nv == 3:
-        outer_tile(A, a0, lda, B, boff, b0, L, C, c0, ldc, 3)
-    else:
-        outer_tile(A, a0, lda, B, boff, b0, L, C, c0, ldc, 4)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -32,7 +18,7 @@ def test_outer_tile_matches_numpy(dtype, L):
     boff = rng.integers(0, 4000 - b0 - nvmax * lanes, max(L, 1)).astype(np.int64)[:L].copy()
     for nv in range(1, nvmax + 1):
         C = np.full(c0 + MR * ldc, np.nan, dtype)
-        _outer(A, a0, lda, B, boff, b0, L, C, c0, ldc, nv)
+        outer_any(A, a0, lda, B, boff, b0, L, C, c0, ldc, nv)
         W = nv * lanes
         want = np.zeros((MR, W))
         for r in range(L):

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import FASTMATH
-from ._dot import MR, outer_shape, outer_tile
+from ._dot import outer_gemm, outer_shape
 from .conv_gemm import _pad_plane
 
 BAND_BYTES = 256 << 10
@@ -43,7 +43,6 @@ def outer_fwd(x, wt, b, y, pt, pl, dh, dw, kh, kw, bh, lanes):
         S = (rows + (kh - 1) * dh) * Wp               # one padded band plane
         L = (rows - 1) * Wp + Wo
         Lp = (L + lanes - 1) // lanes * lanes
-        P = NV * lanes
         xp = np.empty(Cg * S + Lp - L, x.dtype)
         for c in range(Cg):
             _pad_plane(x[n, g * Cg + c], xp[c * S:(c + 1) * S], pt - oh0, pl, Wp)
@@ -54,18 +53,7 @@ def outer_fwd(x, wt, b, y, pt, pl, dh, dw, kh, kw, bh, lanes):
                 for j in range(kw):
                     boff[(c * kh + i) * kw + j] = c * S + i * dh * Wp + j * dw
         ob = np.empty(Kg4 * Lp, x.dtype)
-        for p0 in range(0, Lp, P):
-            nv = min(NV, (Lp - p0) // lanes)
-            for kb in range(0, Kg4, MR):
-                a0, c0 = g * R * Kg4 + kb, kb * Lp + p0
-                if nv == NV:
-                    outer_tile(wf, a0, Kg4, xp, boff, p0, R, ob, c0, Lp, NV)
-                elif nv == 3:
-                    outer_tile(wf, a0, Kg4, xp, boff, p0, R, ob, c0, Lp, 3)
-                elif nv == 2:
-                    outer_tile(wf, a0, Kg4, xp, boff, p0, R, ob, c0, Lp, 2)
-                else:
-                    outer_tile(wf, a0, Kg4, xp, boff, p0, R, ob, c0, Lp, 1)
+        outer_gemm(wf[g * R * Kg4:], Kg4, Kg4, xp, boff, R, ob, Lp, Lp, lanes, NV)
         for k in range(Kg):
             bk = b[g * Kg + k]
             for rr in range(rows):
