@@ -1,7 +1,10 @@
-"""Activations and dropout: kernel checks (they are elementwise and not among the benchmarked families)."""
+"""Activations and dropout: kernel checks, and relu's per-op overhead case (elementwise ops are otherwise not
+among the benchmarked families)."""
 import numpy as np
 
-from .core import verify_op
+import kernels.reference as ref
+
+from .core import Impls, bench_case, verify_op
 
 SHAPES = [(1,), (7, 5), (3, 4, 33), (70000,)]
 
@@ -54,3 +57,19 @@ verify_op(op="gelu", family="activation", kernels=("gelu_fwd", "gelu_bwd"),
           sample=lambda rng: dict(_shape(rng), approximate=str(rng.choice(["none", "tanh"]))),
           inputs=lambda p, rng: {"x": rng.standard_normal(p["shape"]) * 4, "approximate": p["approximate"]},
           run=_gelu_run, noncontig=("x",))
+
+
+@bench_case("relu", "overhead", "1x8 (per-op overhead)", {"shape": (1, 8)}, {"shape": (1, 8)}, engine_op="relu",
+            gpu_set=True, quick_label="1x8 (per-op overhead)")
+def relu_case(ctx, p):
+    import engine.functional as F
+    x = ctx.randn(*p["shape"])
+    T = ctx.torch
+    passes = ctx.pair(F.relu, T and T.nn.functional.relu, [x], [True])
+    dout = ctx.dout(p["shape"])
+    y = ref.relu_fwd(x)
+    passes["fwd"]["numpy"] = lambda: ref.relu_fwd(x)
+    passes["bwd"]["numpy"] = lambda: ref.relu_bwd(dout, y)
+    passes["fwd"]["cupy"] = ctx.cupy_fwd(lambda cp, x_: cp.maximum(x_, 0), [x])
+    n = x.size * ctx.dtype.itemsize
+    return Impls(passes, bytes={"fwd": 2 * n, "bwd": 3 * n}, bound="bytes")

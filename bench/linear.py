@@ -26,6 +26,8 @@ verify_op(op="linear", family="linear", kernels=("linear_fwd", "linear_bwd"),
           inputs=_inputs, run=_run, noncontig=("x",))
 
 
+@bench_case("linear", "overhead", "1x8 -> 8 +bias (per-op overhead)", {"M": 1, "K": 8, "N": 8},
+            {"M": 1, "K": 8, "N": 8}, engine_op="linear", gpu_set=True, quick_label="1x8 -> 8 +bias (per-op overhead)")
 @bench_case("linear", "linear", "M4096 K1024 N1024 +bias", {"M": 4096, "K": 1024, "N": 1024},
             {"M": 64, "K": 128, "N": 96}, engine_op="linear",
             quick_label="M64 K128 N96 +bias")

@@ -8,14 +8,22 @@ import numpy as np
 
 from .backend import FLOAT_DTYPES, device_of
 
+_Tensor = None
+
+
+def _tensor_class():
+    global _Tensor
+    from .tensor import Tensor
+    _Tensor = Tensor
+    return Tensor
+
 
 def _arr(t):
     return getattr(t, "_data", t) if hasattr(t, "_ctx") else t
 
 
 def check_tensor(name, t):
-    from .tensor import Tensor
-    if not isinstance(t, Tensor):
+    if not isinstance(t, _Tensor or _tensor_class()):
         raise TypeError(f"{name}: expected a Tensor, got {type(t).__name__}")
     return t
 
@@ -45,7 +53,7 @@ def check_same_device(**named):
 def check_float_inputs(**named):
     """The usual preamble of an op: every named tensor (None skipped) is a float tensor of one dtype, on one
     device. One pass, no allocation: it runs on every op call, so its cost is part of every op's overhead."""
-    from .tensor import Tensor
+    Tensor = _Tensor or _tensor_class()
     k0 = dt0 = dev0 = None
     for k, v in named.items():
         if v is None:
@@ -56,7 +64,7 @@ def check_float_inputs(**named):
         dt = a.dtype
         if dt not in FLOAT_DTYPES:
             raise TypeError(f"{k}: unsupported dtype {dt}; expected float32 or float64")
-        dev = device_of(a)
+        dev = "cpu" if type(a) is np.ndarray else device_of(a)
         if k0 is None:
             k0, dt0, dev0 = k, dt, dev
             continue
@@ -64,6 +72,14 @@ def check_float_inputs(**named):
             raise TypeError(f"{k}: dtype {dt} does not match {k0}'s dtype {dt0}")
         if dev != dev0:
             raise RuntimeError(f"{k} is on device '{dev}' but {k0} is on '{dev0}': move them to one device first")
+
+
+def check_float_input(name, v):
+    """check_float_inputs for one tensor (most ops' only input), without the keyword dict."""
+    if not isinstance(v, _Tensor or _tensor_class()):
+        raise TypeError(f"{name}: expected a Tensor, got {type(v).__name__}")
+    if v._data.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: unsupported dtype {v._data.dtype}; expected float32 or float64")
 
 
 def as_pair(name, v, *, minimum=None):
@@ -101,6 +117,8 @@ def check_reduction(reduction):
 
 
 def normalize_dim(name, dim, ndim):
+    if type(dim) is int and -ndim <= dim < ndim:          # the common case, without the ABC check
+        return dim % ndim
     if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
         raise TypeError(f"{name}: expected an int, got {dim!r}")
     if not -max(ndim, 1) <= dim < max(ndim, 1):

@@ -22,11 +22,19 @@ import weakref
 
 import numpy as np
 
-_local = threading.local()            # per-thread grad mode and end-of-backward callbacks
+class _Local(threading.local):
+    """Per-thread grad mode and end-of-backward callbacks. The class attributes are every new thread's
+    defaults, so reading them is a plain attribute read (getattr with a default on an unset thread-local
+    raises and catches an AttributeError: 0.3 us on every op)."""
+    grad = True
+    callbacks = None
+
+
+_local = _Local()
 
 
 def is_grad_enabled():
-    return getattr(_local, "grad", True)
+    return _local.grad
 
 
 class set_grad_enabled:
@@ -49,7 +57,7 @@ class _GradMode(contextlib.ContextDecorator):
     mode = True
 
     def __enter__(self):
-        self.prev = getattr(_local, "grad", True)
+        self.prev = _local.grad
         _local.grad = self.mode
 
     def __exit__(self, *exc):
@@ -114,6 +122,9 @@ def _is_array(v):
     return isinstance(v, np.ndarray) or hasattr(v, "__cuda_array_interface__")
 
 
+_new = object.__new__
+_ndarray = np.ndarray
+
 _CTX_OWN = frozenset(("needs_input_grad", "parents", "next", "_saved", "_freed", "_retain", "_hooks"))
 
 
@@ -160,7 +171,8 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         # one pass over the arguments: this runs on every op call, so its cost is part of every op's overhead
-        ctx = cls()
+        # (about a microsecond: plain loops and attribute reads, no helper calls on the common path)
+        ctx = _new(cls)
         raw, needs = [], []
         dev = None
         for a in args:
@@ -168,7 +180,7 @@ class Function:
                 d = a._data
                 raw.append(d)
                 needs.append(a._requires_grad)
-                dv = "cpu" if type(d) is np.ndarray else device_of(d)
+                dv = "cpu" if type(d) is _ndarray else device_of(d)
                 if dev is None:
                     dev = dv
                 elif dv != dev and not cls.moves_device:
@@ -177,15 +189,16 @@ class Function:
             else:
                 raw.append(a)
                 needs.append(False)
-        ctx.needs_input_grad = tuple(needs)
+        ctx.needs_input_grad = needs = tuple(needs)
         out = cls.forward(ctx, *raw, **kwargs)
-        if isinstance(out, np.generic):       # NumPy reductions return scalars; keep 0-d arrays
-            out = np.asarray(out)
+        if type(out) is not _ndarray and isinstance(out, np.generic):   # NumPy reductions return scalars
+            out = np.asarray(out)                                          # keep 0-d arrays
         if dev == "cuda" and not cls.moves_device and device_of(out) != "cuda":
             raise RuntimeError(f"{cls.__name__}.forward returned {type(out).__name__} for cuda inputs: an op must "
                                "keep device data on the device")
-        track = any(needs) and getattr(_local, "grad", True)
-        result = Tensor._wrap(out, requires_grad=track)
+        track = True in needs and _local.grad
+        result = _new(Tensor)
+        result._data, result._grad, result._ctx, result._requires_grad = out, None, None, track
         if cls.is_view and isinstance(args[0], Tensor) and _root(out) is _root(raw[0]):
             base = args[0]
             result._base = base._base if base._base is not None else base
@@ -218,7 +231,7 @@ class RemovableHandle:
 
 def queue_callback(fn):
     """Run `fn()` once the backward pass now running in this thread has finished (from a hook)."""
-    cbs = getattr(_local, "callbacks", None)
+    cbs = _local.callbacks
     if cbs is None:
         raise RuntimeError("queue_callback: no backward pass is running in this thread")
     cbs.append(fn)
@@ -269,7 +282,7 @@ def backward(root, grad, retain_graph=False):
     """Run each recorded op's backward from tensor `root`, seeded with `grad` (an array of root's shape)."""
     start = root._ctx if root._ctx is not None else root
     grads = {id(start): grad}
-    prev_cbs = getattr(_local, "callbacks", None)
+    prev_cbs = _local.callbacks
     _local.callbacks = []
     try:
         with no_grad():

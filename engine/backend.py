@@ -24,14 +24,21 @@ def device_of(array):
 
 
 def array_module(array):
-    if isinstance(array, (np.ndarray, np.generic)):
+    if type(array) is np.ndarray or isinstance(array, (np.ndarray, np.generic)):
         return np
     return cupy()
 
 
+_CPU_KERNELS = None
+
+
 def kernels_for(array):
+    global _CPU_KERNELS
+    if type(array) is np.ndarray and _CPU_KERNELS is not None:     # the common case: a plain attribute read
+        return _CPU_KERNELS
     if isinstance(array, (np.ndarray, np.generic)):     # NumPy scalars (0-d arithmetic gives them) too
         import kernels.cpu
+        _CPU_KERNELS = kernels.cpu
         return kernels.cpu
     import kernels.cuda
     return kernels.cuda

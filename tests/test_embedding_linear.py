@@ -39,6 +39,40 @@ def test_linear_kernels_match_reference(device, dtype):
         assert_close(g, e, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 5, 7), (2, 1, 1), (16, 32, 20), (64, 96, 48)])
+def test_linear_cpu_paths(shape, dtype):
+    """The CPU kernels' two paths (one Numba call below SMALL_FLOPS, BLAS above) against the reference: strided
+    inputs, 3-D input, no bias, and each subset of the gradients."""
+    from kernels.cpu import linear as L
+    M, K, N = shape
+    assert L._small(np.ones((M, K), dtype), np.ones((N, K), dtype)) == (2 * M * K * N < L.SMALL_FLOPS)
+    x = rng.standard_normal((M, 2 * K)).astype(dtype)[:, ::2]             # strided rows
+    w = np.asfortranarray(rng.standard_normal((N, K)).astype(dtype))      # a transposed layout
+    b = rng.standard_normal(N).astype(dtype)
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    assert_close(L.linear_fwd(x, w, b), ref.linear_fwd(x64, w64, b64), dtype)
+    assert_close(L.linear_fwd(x, w, None), x64 @ w64.T, dtype)
+    x3 = np.ascontiguousarray(x).reshape(1, M, K)
+    y3 = L.linear_fwd(x3, w, b)
+    assert y3.shape == (1, M, N) and y3.dtype == dtype
+    assert_close(y3[0], ref.linear_fwd(x64, w64, b64), dtype)
+    dout = rng.standard_normal((M, N)).astype(dtype)
+    expect = ref.linear_bwd(dout.astype(np.float64), x64, w64)
+    for need in [(True, True, True), (True, False, False), (False, True, False), (False, False, True)]:
+        got = L.linear_bwd(dout, x, w, *need)
+        for g, e, n in zip(got, expect, need):
+            if n:
+                assert g.dtype == dtype
+                assert_close(g, e, dtype)
+            else:
+                assert g is None
+    dx3, dw3, db3 = L.linear_bwd(dout.reshape(1, M, N), x3, w)
+    assert dx3.shape == (1, M, K)
+    assert_close(dx3[0], expect[0], dtype)
+    assert_close(dw3, expect[1], dtype)
+
+
 def test_linear_kernels_without_input_features(device):
     """No input features: empty dx and dw, db the column sums, no reshape error (PyTorch's behaviour)."""
     K = kernels_on(device)

@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from .._checks import check_float_inputs, check_probability
+from .._checks import check_float_input, check_probability
 from ..autograd import Function
 from ..backend import kernels_for
 from ..tensor import default_generator
@@ -36,18 +36,18 @@ Relu, Sigmoid, Tanh = _pointwise("relu"), _pointwise("sigmoid"), _pointwise("tan
 def relu(input):
     """max(x, 0), any shape (0-d too). The gradient at exactly 0 is 0; relu(NaN) is NaN and passes the
     gradient, as in PyTorch."""
-    check_float_inputs(input=input)
+    check_float_input("input", input)
     return Relu.apply(input)
 
 
 def sigmoid(input):
     """1 / (1 + exp(-x)), evaluated without overflow for any x."""
-    check_float_inputs(input=input)
+    check_float_input("input", input)
     return Sigmoid.apply(input)
 
 
 def tanh(input):
-    check_float_inputs(input=input)
+    check_float_input("input", input)
     return Tanh.apply(input)
 
 
@@ -68,7 +68,7 @@ def gelu(input, approximate="none"):
     (kernels/reference/activation.py), so tiny values are accurate where PyTorch's rounds them to 0.
     gelu(-inf) is NaN and the gradient at +-inf is NaN, as PyTorch's; a huge finite x has gradient 1 (x > 0)
     or 0 (x < 0). Saves x for backward."""
-    check_float_inputs(input=input)
+    check_float_input("input", input)
     if approximate not in ("none", "tanh"):
         raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
     return Gelu.apply(input, approximate)
@@ -95,7 +95,7 @@ def dropout(input, p=0.5, training=True, generator=None):
     Generator) or the engine's global one (`engine.manual_seed`); the mask is a counter hash of (seed,
     element index) computed on the tensor's device, so "cpu" and "cuda" drop the same elements for the same
     seed and nothing is copied to the GPU. Backward reuses the forward's mask."""
-    check_float_inputs(input=input)
+    check_float_input("input", input)
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
         raise TypeError(f"p: expected a float, got {p!r}")
     check_probability("p", p)

@@ -1,7 +1,7 @@
 """Embedding lookup; backward scatters dout into the rows that were looked up."""
 import numbers
 
-from .._checks import check_float_inputs, check_int, check_ndim, check_same_device, check_tensor
+from .._checks import check_float_input, check_int, check_ndim, check_same_device, check_tensor
 from ..autograd import Function
 from ..backend import check_values, kernels_for
 
@@ -24,7 +24,7 @@ def embedding(input, weight, padding_idx=None):
     `padding_idx`'s row receives no gradient."""
     check_tensor("input", input)
     check_int("input", input)
-    check_float_inputs(weight=weight)
+    check_float_input("weight", weight)
     check_ndim("weight", weight, 2)
     check_same_device(input=input, weight=weight)
     num = weight.shape[0]

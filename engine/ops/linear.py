@@ -23,8 +23,9 @@ def linear(input, weight, bias=None):
     """input (..., in_features), weight (out_features, in_features), bias (out_features,)."""
     check_float_inputs(input=input, weight=weight, bias=bias)
     check_ndim("weight", weight, 2)
-    if input.ndim < 1 or input.shape[-1] != weight.shape[1]:
-        raise ValueError(f"input: last dim {input.shape[-1:]} does not match weight's in_features {weight.shape[1]}")
-    if bias is not None and bias.shape != (weight.shape[0],):
+    xs, ws = input._data.shape, weight._data.shape
+    if not xs or xs[-1] != ws[1]:
+        raise ValueError(f"input: last dim {xs[-1:]} does not match weight's in_features {ws[1]}")
+    if bias is not None and bias._data.shape != (ws[0],):
         raise ValueError(f"bias: expected shape ({weight.shape[0]},), got {bias.shape}")
     return Linear.apply(input, weight, bias)

@@ -3,8 +3,8 @@ import numbers
 
 import numpy as np
 
-from .._checks import (check_float_inputs, check_int, check_probability, check_reduction, check_same_device,
-                       check_tensor)
+from .._checks import (check_float_input, check_float_inputs, check_int, check_probability, check_reduction,
+                       check_same_device, check_tensor)
 from ..autograd import Function
 from ..backend import array_module, check_values, kernels_for
 
@@ -74,7 +74,7 @@ def cross_entropy(input, target, reduction="mean", label_smoothing=0.0, ignore_i
     target is ignored (or there are none), 'mean' returns 0.0 (PyTorch returns NaN) with zero gradient.
     Fused: one kernel computes per-row log-sum-exp and loss, one writes dx = (softmax - smoothed one-hot) * g.
     """
-    check_float_inputs(input=input)
+    check_float_input("input", input)
     check_tensor("target", target)
     if np.dtype(target.dtype).kind == "f":
         raise TypeError(f"target: expected integer class indices, got dtype {np.dtype(target.dtype)} "

@@ -17,6 +17,8 @@ __all__ = ["batch_norm", "layer_norm"]
 
 
 def _check_eps(eps):
+    if type(eps) is float and 0.0 <= eps < math.inf:      # the common case, without the ABC check
+        return eps
     if not isinstance(eps, numbers.Real) or isinstance(eps, bool):
         raise TypeError(f"eps: expected a real number, got {eps!r}")
     if not (eps >= 0 and np.isfinite(eps)):
@@ -98,11 +100,16 @@ class LayerNorm(Function):
     """x (..., *normalized_shape) -> y like x, on the (rows, D) view. Saves x, weight, mean, rstd (rows,)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, *, normalized_shape, eps):
-        D = math.prod(normalized_shape)
-        x2 = x.reshape(-1, D)
-        w = None if weight is None else weight.reshape(D)
-        b = None if bias is None else bias.reshape(D)
+    def forward(ctx, x, weight, bias, normalized_shape, eps):
+        if len(normalized_shape) == 1:            # the usual case: weight and bias are (D,) already
+            D = normalized_shape[0]
+            x2 = x if x.ndim == 2 else x.reshape(-1, D)
+            w, b = weight, bias
+        else:
+            D = math.prod(normalized_shape)
+            x2 = x.reshape(-1, D)
+            w = None if weight is None else weight.reshape(D)
+            b = None if bias is None else bias.reshape(D)
         y, mean, rstd = kernels_for(x).layer_norm_fwd(x2, w, b, eps)
         ctx.save_for_backward(x2, w, mean, rstd)
         ctx.shapes = x.shape, tuple(normalized_shape)
@@ -115,28 +122,41 @@ class LayerNorm(Function):
         dx, dw, db = kernels_for(x2).layer_norm_bwd(dout.reshape(x2.shape), x2, w, mean, rstd)
         need = ctx.needs_input_grad
         return (dx.reshape(xshape) if need[0] else None, dw.reshape(nshape) if need[1] else None,
-                db.reshape(nshape) if need[2] else None)
+                db.reshape(nshape) if need[2] else None, None, None)
+
+
+def _normalized_shape(ns):
+    """An int or a sequence of ints, as a tuple of ints (TypeError naming normalized_shape otherwise)."""
+    if type(ns) is int:
+        return (ns,)
+    if type(ns) is tuple:
+        for d in ns:
+            if type(d) is not int:
+                break
+        else:
+            return ns                                  # the common case: no ABC checks, no copy
+    if isinstance(ns, numbers.Integral) and not isinstance(ns, bool):
+        return (int(ns),)
+    if (not isinstance(ns, (tuple, list))
+            or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in ns)):
+        raise TypeError(f"normalized_shape: expected an int or a tuple of ints, got {ns!r}")
+    return tuple(int(d) for d in ns)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Layer normalization over the trailing dims given by normalized_shape (an int or a tuple of ints);
     weight and bias (optional) have shape normalized_shape."""
     check_float_inputs(input=input, weight=weight, bias=bias)
-    if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
-        normalized_shape = (int(normalized_shape),)
-    if (not isinstance(normalized_shape, (tuple, list))
-            or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in normalized_shape)):
-        raise TypeError(f"normalized_shape: expected an int or a tuple of ints, got {normalized_shape!r}")
-    normalized_shape = tuple(int(d) for d in normalized_shape)
+    normalized_shape = _normalized_shape(normalized_shape)
     if not normalized_shape:
         raise ValueError("normalized_shape: must name at least one dim, got ()")
     if min(normalized_shape) < 1:
         raise ValueError(f"normalized_shape: sizes must be at least 1, got {normalized_shape}")
     k = len(normalized_shape)
-    if input.ndim < k or tuple(input.shape[-k:]) != normalized_shape:
+    if input.ndim < k or input._data.shape[-k:] != normalized_shape:
         raise ValueError(f"normalized_shape: {normalized_shape} does not match the trailing dims of input "
                          f"of shape {tuple(input.shape)}")
     _check_shape("weight", weight, normalized_shape)
     _check_shape("bias", bias, normalized_shape)
     eps = _check_eps(eps)
-    return LayerNorm.apply(input, weight, bias, normalized_shape=normalized_shape, eps=eps)
+    return LayerNorm.apply(input, weight, bias, normalized_shape, eps)

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from .._checks import as_pair, check_float_inputs
+from .._checks import as_pair, check_float_input
 from ..autograd import Function
 from ..backend import kernels_for
 from kernels.common import pool_output_size
@@ -79,7 +79,7 @@ class AdaptiveAvgPool2d(Function):
 
 # ------------------------------------------------------------------------------------- arguments
 def _check_input(input):
-    check_float_inputs(input=input)
+    check_float_input("input", input)
     if input.ndim not in (3, 4):
         raise ValueError(f"input: expected a 3-D (C,H,W) or 4-D (N,C,H,W) tensor, got {input.ndim} dims "
                          f"(shape {tuple(input.shape)})")

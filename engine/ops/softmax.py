@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_float_inputs, check_int, check_same_device, check_tensor, normalize_dim
+from .._checks import check_float_input, check_int, check_same_device, check_tensor, normalize_dim
 from ..autograd import Function
 from ..backend import array_module, check_values, kernels_for
 
@@ -16,6 +16,8 @@ __all__ = ["softmax", "log_softmax", "masked_softmax"]
 
 def _to_rows(a, dim):
     """a with `dim` moved last, as a 2-D (rows, n) array (a view when possible); plus the moved shape."""
+    if a.ndim == 2 and dim == 1:
+        return a, a.shape
     if a.ndim == 0:
         return a.reshape(1, 1), (1,)
     if dim % a.ndim != a.ndim - 1:           # the last dim already (the usual case): no moveaxis call
@@ -26,6 +28,8 @@ def _to_rows(a, dim):
 
 def _from_rows(a2, shape, dim, ndim):
     """Undo _to_rows: (rows, n) -> the original layout (a view)."""
+    if ndim == 2 and dim == 1:
+        return a2
     if ndim == 0:
         return a2.reshape(())
     if dim % ndim == ndim - 1:
@@ -40,6 +44,11 @@ class _Softmax(Function):
 
     @classmethod
     def forward(cls, ctx, x, dim):
+        if x.ndim == 2 and dim == 1:          # already (rows, n): the common case, no reshapes
+            k = kernels_for(x)
+            ctx.y2 = y = k.log_softmax_fwd(x) if cls.log else k.softmax_fwd(x)
+            ctx.shape, ctx.dim, ctx.ndim = y.shape, 1, 2
+            return y
         x2, shape = _to_rows(x, dim)
         k = kernels_for(x)
         y2 = k.log_softmax_fwd(x2) if cls.log else k.softmax_fwd(x2)
@@ -64,18 +73,18 @@ def softmax(input, dim=-1):
     """softmax(input) along `dim` (any dim; float32 or float64), stable for large logits (the max is
     subtracted first). -inf entries get probability 0. A slice whose entries are ALL -inf gives zeros
     (PyTorch gives NaN) and zero gradient. Saves the output for backward."""
-    check_float_inputs(input=input)
+    check_float_input("input", input)
     dim = normalize_dim("dim", dim, max(input.ndim, 1))       # a 0-d tensor takes dim 0 or -1, like PyTorch
-    return _Softmax.apply(input, dim=dim)
+    return _Softmax.apply(input, dim)
 
 
 def log_softmax(input, dim=-1):
     """log(softmax(input)) along `dim`, computed as x - max - log(sum(exp(x - max))). A slice whose entries
     are ALL -inf gives -inf (PyTorch gives NaN); its gradient passes dout through (dx = dout - exp(y) *
     sum(dout) with exp(y) = 0). Saves the output for backward."""
-    check_float_inputs(input=input)
+    check_float_input("input", input)
     dim = normalize_dim("dim", dim, max(input.ndim, 1))       # a 0-d tensor takes dim 0 or -1, like PyTorch
-    return _LogSoftmax.apply(input, dim=dim)
+    return _LogSoftmax.apply(input, dim)
 
 
 class _MaskedSoftmax(Function):
@@ -105,7 +114,7 @@ def masked_softmax(X, valid_lens):
     a uniform row, PyTorch-style -inf masking NaN) and gets zero gradient. Gradient flows to X only.
     Raises ValueError (naming valid_lens) for lengths < 0 or > K, or a shape that does not match X.
     """
-    check_float_inputs(X=X)
+    check_float_input("X", X)
     if valid_lens is None:
         return softmax(X, dim=-1)
     check_tensor("valid_lens", valid_lens)

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..common import GELU_C, GELU_K, GELU_X2_MAX, dropout_scale, dropout_threshold
-from ._config import CHUNK, FASTMATH_ELEMENTWISE, run_chunked
+from ._config import CHUNK, FASTMATH_ELEMENTWISE, PARALLEL_MIN, run_chunked
 from ._math import vexp
 from .attention_tiles import keep_bits, row_key
 
@@ -242,14 +242,22 @@ def _flat(a):
 
 
 def _unary(serial, parallel, x):
-    y = np.empty(np.shape(x), dtype=x.dtype)          # x's shape: ascontiguousarray makes a 0-d array 1-D
-    run_chunked(serial, parallel, y.size, _flat(x), y.reshape(-1))
+    y = np.empty(x.shape, x.dtype)          # x's shape (0-d too; x may be a NumPy scalar)
+    n = y.size
+    if n < PARALLEL_MIN:                    # run_chunked, inlined: this is most of a small op's cost
+        serial(x.ravel(), y.reshape(-1), 0, n)
+    else:
+        parallel(x.ravel(), y.reshape(-1))
     return y
 
 
 def _binary(serial, parallel, dout, y):
-    dx = np.empty(y.shape, dtype=y.dtype)
-    run_chunked(serial, parallel, y.size, _flat(dout), _flat(y), dx.reshape(-1))
+    dx = np.empty(y.shape, y.dtype)
+    n = dx.size
+    if n < PARALLEL_MIN:
+        serial(dout.ravel(), y.ravel(), dx.reshape(-1), 0, n)
+    else:
+        parallel(dout.ravel(), y.ravel(), dx.reshape(-1))
     return dx
 
 

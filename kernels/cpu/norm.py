@@ -195,7 +195,9 @@ def _bn_view(x, dtype=None):
     return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))      # N may be 0
 
 
-def _vec(v, n, fill, dtype=np.float64):
+def _vec(v, n, fill, dtype=np.dtype(np.float64)):
+    if type(v) is np.ndarray and v.dtype is dtype and v.shape == (n,) and v.strides == (v.itemsize,):
+        return v                                # the common case: as given (no conversion call)
     return np.full(n, fill, dtype) if v is None else np.ascontiguousarray(v, dtype=dtype).reshape(n)
 
 
@@ -368,11 +370,11 @@ def layer_norm_fwd(x, weight, bias, eps):
     R, D = x.shape
     y = np.empty_like(x)
     mean, rstd = np.empty(R), np.empty(R)
-    args = (x, _vec(weight, D, 1.0, x.dtype), _vec(bias, D, 0.0, x.dtype), float(eps), y, mean, rstd)
-    if x.size < PARALLEL_MIN:          # waking the thread pool costs more than a small array's work
-        _ln_fwd(*args, 0, R)
+    w, b = _vec(weight, D, 1.0, x.dtype), _vec(bias, D, 0.0, x.dtype)
+    if R * D < PARALLEL_MIN:           # waking the thread pool costs more than a small array's work
+        _ln_fwd(x, w, b, float(eps), y, mean, rstd, 0, R)
     else:
-        _ln_fwd_par(*args)
+        _ln_fwd_par(x, w, b, float(eps), y, mean, rstd)
     return y, mean, rstd
 
 

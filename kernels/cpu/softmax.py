@@ -187,7 +187,7 @@ def _launch(serial, parallel, shape, *args):
     """Run `serial(*args, 0, R)` for small inputs, else `parallel(*args, step)` with chunks of ~ROW_CHUNK
     elements. The split into rows never changes a result: each row is computed alone."""
     R, n = shape
-    if R * n < PARALLEL_MIN or R < 2:
+    if R < 2 or R * n < PARALLEL_MIN:
         serial(*args, 0, R)
     else:
         parallel(*args, max(1, ROW_CHUNK // max(n, 1)))
@@ -200,7 +200,11 @@ def softmax_fwd(x):
     """x (R, n) float32/float64 -> y (R, n), softmax along rows. Save y for backward."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    _launch(_softmax_fwd, _softmax_fwd_par, x.shape, x, y)
+    R, n = x.shape
+    if R < 2 or R * n < PARALLEL_MIN:         # _launch, inlined: a 1x8 softmax is mostly call overhead
+        _softmax_fwd(x, y, 0, R)
+    else:
+        _softmax_fwd_par(x, y, max(1, ROW_CHUNK // max(n, 1)))
     return y
 
 
