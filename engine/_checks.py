@@ -50,20 +50,24 @@ def check_same_device(**named):
             raise RuntimeError(f"{k} is on device '{d}' but {k0} is on '{d0}': move them to one device first")
 
 
+def check_float_input(name, v):
+    """One argument of an op is a float tensor (most ops have one; check_float_inputs runs this per tensor)."""
+    if not isinstance(v, _Tensor or _tensor_class()):
+        raise TypeError(f"{name}: expected a Tensor, got {type(v).__name__}")
+    if v._data.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: unsupported dtype {v._data.dtype}; expected float32 or float64")
+
+
 def check_float_inputs(**named):
     """The usual preamble of an op: every named tensor (None skipped) is a float tensor of one dtype, on one
     device. One pass, no allocation: it runs on every op call, so its cost is part of every op's overhead."""
-    Tensor = _Tensor or _tensor_class()
     k0 = dt0 = dev0 = None
     for k, v in named.items():
         if v is None:
             continue
-        if not isinstance(v, Tensor):
-            raise TypeError(f"{k}: expected a Tensor, got {type(v).__name__}")
+        check_float_input(k, v)
         a = v._data
         dt = a.dtype
-        if dt not in FLOAT_DTYPES:
-            raise TypeError(f"{k}: unsupported dtype {dt}; expected float32 or float64")
         dev = "cpu" if type(a) is np.ndarray else device_of(a)
         if k0 is None:
             k0, dt0, dev0 = k, dt, dev
@@ -72,14 +76,6 @@ def check_float_inputs(**named):
             raise TypeError(f"{k}: dtype {dt} does not match {k0}'s dtype {dt0}")
         if dev != dev0:
             raise RuntimeError(f"{k} is on device '{dev}' but {k0} is on '{dev0}': move them to one device first")
-
-
-def check_float_input(name, v):
-    """check_float_inputs for one tensor (most ops' only input), without the keyword dict."""
-    if not isinstance(v, _Tensor or _tensor_class()):
-        raise TypeError(f"{name}: expected a Tensor, got {type(v).__name__}")
-    if v._data.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name}: unsupported dtype {v._data.dtype}; expected float32 or float64")
 
 
 def as_pair(name, v, *, minimum=None):

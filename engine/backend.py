@@ -24,7 +24,7 @@ def device_of(array):
 
 
 def array_module(array):
-    if type(array) is np.ndarray or isinstance(array, (np.ndarray, np.generic)):
+    if isinstance(array, (np.ndarray, np.generic)):
         return np
     return cupy()
 

@@ -243,21 +243,13 @@ def _flat(a):
 
 def _unary(serial, parallel, x):
     y = np.empty(x.shape, x.dtype)          # x's shape (0-d too; x may be a NumPy scalar)
-    n = y.size
-    if n < PARALLEL_MIN:                    # run_chunked, inlined: this is most of a small op's cost
-        serial(x.ravel(), y.reshape(-1), 0, n)
-    else:
-        parallel(x.ravel(), y.reshape(-1))
+    run_chunked(serial, parallel, y.size, x.ravel(), y.reshape(-1))
     return y
 
 
 def _binary(serial, parallel, dout, y):
     dx = np.empty(y.shape, y.dtype)
-    n = dx.size
-    if n < PARALLEL_MIN:
-        serial(dout.ravel(), y.ravel(), dx.reshape(-1), 0, n)
-    else:
-        parallel(dout.ravel(), y.ravel(), dx.reshape(-1))
+    run_chunked(serial, parallel, dx.size, dout.ravel(), y.ravel(), dx.reshape(-1))
     return dx
 
 

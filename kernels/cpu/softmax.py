@@ -200,11 +200,7 @@ def softmax_fwd(x):
     """x (R, n) float32/float64 -> y (R, n), softmax along rows. Save y for backward."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    R, n = x.shape
-    if R < 2 or R * n < PARALLEL_MIN:         # _launch, inlined: a 1x8 softmax is mostly call overhead
-        _softmax_fwd(x, y, 0, R)
-    else:
-        _softmax_fwd_par(x, y, max(1, ROW_CHUNK // max(n, 1)))
+    _launch(_softmax_fwd, _softmax_fwd_par, x.shape, x, y)
     return y
 
 
