@@ -9,9 +9,10 @@ import numbers
 
 import numpy as np
 
+from .. import _checks
 from .._checks import check_float_inputs, check_ndim, check_probability
 from ..autograd import Function, bump_version
-from ..backend import kernels_for
+from ..backend import FLOAT_DTYPES, kernels_for
 
 __all__ = ["batch_norm", "layer_norm"]
 
@@ -143,9 +144,30 @@ def _normalized_shape(ns):
     return tuple(int(d) for d in ns)
 
 
+def _plain_layer_norm(x, ns, w, b, eps):
+    """True for the usual call, which then needs no other check: CPU float tensors of one dtype, normalized
+    over the last dim (an int or a 1-tuple), weight and bias of that size, a float eps >= 0. Anything else
+    (False) takes the full checks, with their messages."""
+    T = _checks._Tensor or _checks._tensor_class()
+    if not (isinstance(x, T) and isinstance(w, T) and isinstance(b, T)
+            and type(eps) is float and 0.0 <= eps < math.inf):
+        return False
+    xd, wd, bd = x._data, w._data, b._data
+    if type(xd) is not np.ndarray or type(wd) is not np.ndarray or type(bd) is not np.ndarray or not xd.ndim:
+        return False
+    D = xd.shape[-1]
+    dt = xd.dtype
+    return ((ns == D if type(ns) is int else (type(ns) is tuple and len(ns) == 1 and type(ns[0]) is int
+                                               and ns[0] == D))
+            and D >= 1 and wd.shape == (D,) and bd.shape == (D,) and dt in FLOAT_DTYPES and wd.dtype == dt
+            and bd.dtype == dt)
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Layer normalization over the trailing dims given by normalized_shape (an int or a tuple of ints);
     weight and bias (optional) have shape normalized_shape."""
+    if _plain_layer_norm(input, normalized_shape, weight, bias, eps):
+        return LayerNorm.apply(input, weight, bias, (input._data.shape[-1],), eps)
     check_float_inputs(input=input, weight=weight, bias=bias)
     normalized_shape = _normalized_shape(normalized_shape)
     if not normalized_shape:
