@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 MODULES = ("activation", "embedding", "linear", "optim", "conv", "pool", "norm", "softmax", "attention", "rnn",
-           "models")
+           "fused", "models")
 PEERS = ("numpy", "torch", "cupy")          # every implementation but "engine"; ratios are peer / engine
 
 

@@ -11,3 +11,4 @@ from .ops.linear import *  # noqa: F401,F403
 from .ops.rnn import *  # noqa: F401,F403
 from .ops.nll import *  # noqa: F401,F403
 from .ops.encoding import *  # noqa: F401,F403
+from .ops.fused import *  # noqa: F401,F403

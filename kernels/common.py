@@ -14,6 +14,9 @@ __all__ = ["window_count", "conv2d_out_size", "pool_output_size", "key_limits", 
 
 GELU_K = math.sqrt(2.0 / math.pi)     # gelu's tanh approximation: u = K (x + C x^3)
 GELU_C = 0.044715
+# Activation codes of the fused kernels (conv2d + bias + act, linear + bias + act): act applied in place to
+# the output while it is still in cache. 0 is none (the plain conv's code path).
+ACTIVATIONS = {"relu": 1, "sigmoid": 2, "tanh": 3}
 GELU_X2_MAX = 1e4                     # x^2 is clamped here in u' (see kernels.reference.activation.gelu_bwd)
 
 

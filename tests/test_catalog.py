@@ -638,6 +638,45 @@ CASES += [
     R("Linear-float", "type", (), lambda S: S.nn.Linear(2.5, 3), X, match="in_features"),
     R("Linear-layer-input", "shape", (rnd(2, 5),), lambda S, x: S.layer("Linear", 3, 2)(x), X, match="input"),
 ]
+
+# ---- the engine's fused layers, against PyTorch's two ops (tcall) ------------------------------------------
+def fused(op, act, **kw):
+    """The engine's F.<op>_act(..., activation=act) and PyTorch's act(F.<op>(...)): the same values."""
+    return dict(call=lambda S, x, w, b: getattr(S.F, op + "_act")(x, w, b, activation=act, **kw),
+                tcall=lambda S, x, w, b: getattr(torch, act)(getattr(S.F, op)(x, w, b, **kw)))
+
+
+CASES += [
+    R("linear_act-values", "shape", (rnd(2, 3), rnd(4, 3), rnd(4)), torch=V, **fused("linear", "tanh")),
+    R("linear_act-3d-input", "rank", (rnd(2, 2, 3), rnd(4, 3), rnd(4)), torch=V, **fused("linear", "sigmoid")),
+    R("linear_act-empty-batch", "empty", (rnd(0, 3), rnd(4, 3), rnd(4)), torch=V, **fused("linear", "relu")),
+    R("linear_act-nonfinite", "nonfinite", (np.array([[np.nan, 1, 2], [np.inf, 0, 1]]), rnd(4, 3), rnd(4)),
+      torch=V, **fused("linear", "relu")),
+    R("linear_act-extreme", "extreme", (np.array([[3e38, -3e38, 1.0]], np.float32), rnd(4, 3, dtype=np.float32),
+                                        rnd(4, dtype=np.float32)), torch=V, **fused("linear", "sigmoid")),
+    R("linear_act-noncontig", "noncontig", (rnd(3, 2), rnd(3, 4), rnd(4)), torch=V,
+      call=lambda S, x, w, b: S.F.linear_act(x.transpose(0, 1), w.transpose(0, 1), b, activation="relu"),
+      tcall=lambda S, x, w, b: torch.relu(S.F.linear(x.transpose(0, 1), w.transpose(0, 1), b))),
+    R("linear_act-in-features", "shape", (rnd(2, 3), rnd(4, 2), rnd(4)), torch=X, match="input",
+      **fused("linear", "relu")),
+    R("linear_act-int", "dtype", (ints(2, 3), rnd(4, 3), rnd(4)), torch=X, match="input", **fused("linear", "relu")),
+    R("linear_act-activation", "hyper", (rnd(2, 3), rnd(4, 3), rnd(4)),
+      lambda S, x, w, b: S.F.linear_act(x, w, b, activation="gelu"), None, match="activation"),
+    R("conv2d_act-values", "shape", CONV_IN(rnd(2, 1, 5, 5)), torch=V, **fused("conv2d", "relu", padding=1)),
+    R("conv2d_act-unbatched", "rank", CONV_IN(rnd(1, 5, 5)), torch=V, **fused("conv2d", "tanh", stride=2)),
+    R("conv2d_act-N0", "empty", CONV_IN(rnd(0, 1, 5, 5)), torch=V, **fused("conv2d", "sigmoid")),
+    R("conv2d_act-nonfinite", "nonfinite", CONV_IN(np.full((1, 1, 4, 4), np.nan)), torch=V,
+      **fused("conv2d", "relu")),
+    R("conv2d_act-noncontig", "noncontig", CONV_IN(rnd(1, 1, 6, 5)), torch=V,
+      call=lambda S, x, w, b: S.F.conv2d_act(x.transpose(2, 3), w, b, activation="sigmoid"),
+      tcall=lambda S, x, w, b: torch.sigmoid(S.F.conv2d(x.transpose(2, 3), w, b))),
+    R("conv2d_act-channels", "shape", CONV_IN(rnd(1, 2, 5, 5)), torch=X, match="input|channels",
+      **fused("conv2d", "relu")),
+    R("conv2d_act-stride-0", "hyper", CONV_IN(rnd(1, 1, 5, 5)), torch=X, match="stride",
+      **fused("conv2d", "relu", stride=0)),
+    R("conv2d_act-activation", "hyper", CONV_IN(rnd(1, 1, 5, 5)),
+      lambda S, x, w, b: S.F.conv2d_act(x, w, b, activation="softmax"), None, match="activation"),
+]
 emb = lambda **kw: (lambda S, i, w: S.F.embedding(i, w, **kw))      # noqa: E731
 W5 = rnd(5, 2)
 CASES += [

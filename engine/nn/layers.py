@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import functional as F
 from .._checks import as_pair, check_positive_int
+from ..autograd import is_grad_enabled
 from ..tensor import Tensor, float32
 from . import init
 from .module import Module, Parameter
@@ -276,6 +277,16 @@ def _item(mods, i, kind):
 
 
 class Sequential(Module):
+    """PyTorch's Sequential, with fusion unless `fuse` is False (a class attribute: set it on one instance or
+    on the class):
+      - a Linear or Conv2d followed by ReLU, Sigmoid or Tanh runs as one fused op (F.linear_act,
+        F.conv2d_act: the same output, one pass over it fewer; engine/ops/fused.py);
+      - under no_grad, a Conv2d followed by an eval-mode BatchNorm2d (and maybe one of those activations) runs
+        as one conv with the batch norm folded into its weights (nn.utils.fusion; equal to rounding).
+    Layers of a subclass, or with their forward replaced on the instance, are never fused."""
+
+    fuse = True
+
     def __init__(self, *modules):
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], dict):
@@ -302,9 +313,61 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for m in self._modules.values():
+        if not self.fuse:
+            for m in self._modules.values():
+                x = m(x)
+            return x
+        mods = tuple(self._modules.values())
+        i, n = 0, len(mods)
+        while i < n:
+            m = mods[i]
+            if type(m) is Conv2d and i + 1 < n and _folds(m, mods[i + 1]):
+                act = _act_of(mods[i + 2]) if i + 2 < n else None
+                x = _conv_bn_eval(x, m, mods[i + 1], act)
+                i += 3 if act else 2
+                continue
+            act = _act_of(mods[i + 1]) if i + 1 < n else None
+            if act is not None and "forward" not in m.__dict__:
+                if type(m) is Linear:
+                    x = F.linear_act(x, m.weight, m.bias, act)
+                    i += 2
+                    continue
+                if type(m) is Conv2d:
+                    x = F.conv2d_act(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups, act)
+                    i += 2
+                    continue
             x = m(x)
+            i += 1
         return x
+
+
+
+_FUSED_ACT = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
+
+
+def _act_of(m):
+    """The activation Sequential fuses into the layer before m ('relu', 'sigmoid', 'tanh'), or None."""
+    act = _FUSED_ACT.get(type(m))
+    return act if act is not None and "forward" not in m.__dict__ else None
+
+
+def _conv_bn_eval(x, conv, bn, act):
+    """conv + eval-mode BatchNorm2d (+ act) as one conv with the folded weights (nn.utils.fusion)."""
+    from .utils.fusion import fold_bn
+    opt = lambda t: None if t is None else t._data      # noqa: E731
+    w, b = fold_bn(conv.weight._data, opt(conv.bias), bn.running_mean._data, bn.running_var._data, bn.eps,
+                   opt(bn.weight), opt(bn.bias))
+    w, b = Tensor(w), Tensor(b)
+    if act is None:
+        return F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return F.conv2d_act(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups, act)
+
+
+def _folds(conv, bn):
+    """Sequential folds conv + bn: an eval-mode BatchNorm2d with running statistics, nothing recorded for
+    backward, neither layer's forward replaced."""
+    return (type(bn) is BatchNorm2d and not bn.training and bn.running_mean is not None and not is_grad_enabled()
+            and "forward" not in conv.__dict__ and "forward" not in bn.__dict__)
 
 
 class ModuleList(Module):

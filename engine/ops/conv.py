@@ -53,6 +53,13 @@ def _padding(padding, kernel, dilation, stride):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """torch.nn.functional.conv2d: input (N, C_in, H, W) or (C_in, H, W), weight (C_out, C_in/groups, kH, kW),
     bias (C_out,) or None; stride, dilation: int or pair; padding: int, pair, 'valid' or 'same'."""
+    conf = conv2d_conf(input, weight, bias, stride, padding, dilation, groups)
+    return Conv2d.apply(input, weight, bias, **conf)
+
+
+def conv2d_conf(input, weight, bias, stride, padding, dilation, groups):
+    """conv2d's argument checks; its configuration as the kernels take it (stride, padding as (top, bottom,
+    left, right), dilation, groups)."""
     check_float_inputs(input=input, weight=weight, bias=bias)
     check_ndim("input", input, 3, 4)
     check_ndim("weight", weight, 4)
@@ -81,5 +88,5 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         eff = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
         padded = (H + pad[0] + pad[1], W + pad[2] + pad[3])
         raise ValueError(f"weight: the (dilated) kernel size {eff} is larger than the padded input size {padded}")
-    return Conv2d.apply(input, weight, bias, stride=stride, padding=pad, dilation=dilation, groups=groups)
+    return dict(stride=stride, padding=pad, dilation=dilation, groups=groups)
 

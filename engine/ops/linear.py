@@ -21,6 +21,12 @@ class Linear(Function):
 
 def linear(input, weight, bias=None):
     """input (..., in_features), weight (out_features, in_features), bias (out_features,)."""
+    check_linear(input, weight, bias)
+    return Linear.apply(input, weight, bias)
+
+
+def check_linear(input, weight, bias):
+    """linear's argument checks."""
     check_float_inputs(input=input, weight=weight, bias=bias)
     check_ndim("weight", weight, 2)
     xs, ws = input._data.shape, weight._data.shape
@@ -28,4 +34,3 @@ def linear(input, weight, bias=None):
         raise ValueError(f"input: last dim {xs[-1:]} does not match weight's in_features {ws[1]}")
     if bias is not None and bias._data.shape != (ws[0],):
         raise ValueError(f"bias: expected shape ({weight.shape[0]},), got {bias.shape}")
-    return Linear.apply(input, weight, bias)

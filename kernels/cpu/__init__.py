@@ -17,5 +17,6 @@ from .embedding import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403
+from .fused import *  # noqa: F401,F403
 
 _install_compile_notice()

@@ -31,13 +31,24 @@ _RSQRT2 = 1.0 / math.sqrt(2.0)
 _RSQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+@njit(inline="always", error_model="numpy")
+def _relu1(v, z):
+    return z if v < 0 else v                    # NaN (and -0.0) pass through, as in PyTorch
+
+
+@njit(inline="always", error_model="numpy")
+def _sigmoid1(v, one):
+    z = vexp(-abs(v))                           # in (0, 1]: never overflows
+    s = one / (one + z)
+    return s if v >= 0 else z * s
+
+
 @njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
 def _relu_fwd(x, y, lo, hi):
     xs, ys = x[lo:hi], y[lo:hi]
     z = y.dtype.type(0)
     for i in range(ys.size):
-        v = xs[i]
-        ys[i] = z if v < 0 else v               # NaN (and -0.0) pass through, as in PyTorch
+        ys[i] = _relu1(xs[i], z)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -68,10 +79,7 @@ def _sigmoid_fwd(x, y, lo, hi):
     one = x.dtype.type(1.0)
     xs, ys = x[lo:hi], y[lo:hi]
     for i in range(ys.size):
-        v = xs[i]
-        z = vexp(-abs(v))                     # in (0, 1]: never overflows
-        s = one / (one + z)
-        ys[i] = s if v >= 0 else z * s
+        ys[i] = _sigmoid1(xs[i], one)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -239,6 +247,35 @@ def _dropout_bwd_par(dout, mask, scale, dx):
 
 def _flat(a):
     return np.ascontiguousarray(a).reshape(-1)
+
+
+@njit(cache=True, fastmath=FASTMATH_ELEMENTWISE, error_model="numpy")
+def act_inplace(v, act):
+    """v (1-D) = act(v) in place, act a code of kernels.common.ACTIVATIONS (0: none): the fused kernels'
+    epilogue, on rows they just wrote. The activations' own formulas (_relu1, _sigmoid1, _tanh_fwd), so a
+    fused op's output is bit for bit the unfused one's. Loops of their own: _sigmoid_fwd(v, v) would fail
+    LLVM's overlap check and run its scalar loop (measured 8x slower)."""
+    if act == 1:
+        z = v.dtype.type(0)
+        for i in range(v.size):
+            v[i] = _relu1(v[i], z)
+    elif act == 2:
+        one = v.dtype.type(1.0)
+        for i in range(v.size):
+            v[i] = _sigmoid1(v[i], one)
+    elif act == 3:
+        _tanh_fwd(v, v, 0, v.size)              # libm's tanh, without fastmath, as the op's own kernel
+
+
+@njit(cache=True, error_model="numpy")
+def act_bwd_inplace(dout, y, dz, act):
+    """dz (1-D) = dout * act'(.) from the activation's output y; act as in act_inplace (not 0)."""
+    if act == 1:
+        _relu_bwd(dout, y, dz, 0, dz.size)
+    elif act == 2:
+        _sigmoid_bwd(dout, y, dz, 0, dz.size)
+    else:
+        _tanh_bwd(dout, y, dz, 0, dz.size)
 
 
 def _unary(serial, parallel, x):

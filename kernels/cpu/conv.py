@@ -42,7 +42,7 @@ def _use_outer(stride, Cg, kh, kw, Ho, Wo):
     return tuple(stride) == (1, 1) and (Cg * kh * kw < 256 or Ho * Wo > 64)
 
 
-def _outer(x, w, b, y, pt, pl, dh, dw, G):
+def _outer(x, w, b, y, pt, pl, dh, dw, G, act=0):
     """y = stride-1 conv(x, w) + b on conv_outer: w (K, Cg, kh, kw) laid out as (G, Cg*kh*kw, Kg rounded up to
     MR) with zero columns, bands of output rows sized to BAND_BYTES of padded input."""
     K, Cg, kh, kw = w.shape
@@ -56,7 +56,7 @@ def _outer(x, w, b, y, pt, pl, dh, dw, G):
     N = x.shape[0]
     if N * G * -(-Ho // bh) < 8:                    # too few bands for the threads: cut them smaller
         bh = max(1, -(-Ho // -(-8 // (N * G))))
-    outer_fwd(x, wt, b, y, pt, pl, dh, dw, kh, kw, bh, outer_shape(x.dtype.itemsize)[0])
+    outer_fwd(x, wt, b, y, pt, pl, dh, dw, kh, kw, bh, outer_shape(x.dtype.itemsize)[0], act)
 
 
 def _use_phase_dx(dilation):
@@ -137,8 +137,9 @@ def _nhwc(a, G):
     return ah
 
 
-def conv2d_fwd(x, w, b, stride, padding, dilation, groups):
-    """y (N, K, Ho, Wo) = conv2d(x, w) + b, in x's dtype."""
+def conv2d_fwd(x, w, b, stride, padding, dilation, groups, act=0):
+    """y (N, K, Ho, Wo) = conv2d(x, w) + b, in x's dtype; then act(y) (kernels.common.ACTIVATIONS; 0 none),
+    applied by the kernels to each row they write (conv2d_act_fwd)."""
     x = np.ascontiguousarray(x)
     dt = x.dtype
     w = np.ascontiguousarray(w, dtype=dt)
@@ -154,17 +155,19 @@ def conv2d_fwd(x, w, b, stride, padding, dilation, groups):
     b = np.zeros(K, dt) if b is None else np.ascontiguousarray(b, dtype=dt)
     if x.size == 0:                                 # no input channels or only padding: y is the bias
         y[...] = b[:, None, None]
+        if act:
+            act_inplace(y.reshape(-1), act)
         return y
     if _use_outer(stride, Cg, kh, kw, Ho, Wo):
-        _outer(x, w, b, y, pt, pl, dh, dw, G)
+        _outer(x, w, b, y, pt, pl, dh, dw, G, act)
         return y
     if _use_direct(stride, Cg, Kg, kh, kw):
-        direct_fwd(x, w, b, y, pt, pl, dh, dw, _k_block(N, G, Kg))
+        direct_fwd(x, w, b, y, pt, pl, dh, dw, _k_block(N, G, Kg), act)
         return y
     R = Cg * kh * kw
     wr = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(K, R)        # r = (i*kw + j)*Cg + c
     gemm_fwd(x, wr, b, y.reshape(N, K, Ho * Wo), Wo, kh, kw, sh, sw, pt, pl, dh, dw, _tile(R, dt.itemsize),
-             _bands(N * G, Ho, W, Cg, kh, sh, dh, dt.itemsize), dt.type(0))
+             _bands(N * G, Ho, W, Cg, kh, sh, dh, dt.itemsize), dt.type(0), act)
     return y
 
 
@@ -196,12 +199,12 @@ def conv2d_bwd(dout, x, w, stride, padding, dilation, groups, need_dx=True, need
             # dx = stride-1 conv of dout with w flipped in space, in/out channels swapped per group
             wd = np.ascontiguousarray(wf.transpose(0, 1, 4, 2, 3)[..., ::-1, ::-1]).reshape(C, Kg, kh, kw)
             direct_fwd(dout, wd, np.zeros(C, dt), dx, (kh - 1) * dh - pt, (kw - 1) * dw - pl, dh, dw,
-                       _k_block(N, G, Cg))
+                       _k_block(N, G, Cg), 0)
         elif (sh, sw) == (1, 1):
             wr = np.ascontiguousarray(wf[:, :, ::-1, ::-1]).reshape(C, kh * kw * Kg)
             gemm_fwd(dout, wr, np.zeros(C, dt), dx.reshape(N, C, H * W), W, kh, kw, 1, 1, (kh - 1) * dh - pt,
                      (kw - 1) * dw - pl, dh, dw, _tile(kh * kw * Kg, dt.itemsize),
-                     _bands(N * G, H, Wo, Kg, kh, 1, dh, dt.itemsize), zero)
+                     _bands(N * G, H, Wo, Kg, kh, 1, dh, dt.itemsize), zero, 0)
         elif _use_phase_dx(dilation):
             _dx_by_phase(dout, w, dx, sh, sw, pt, pl, G)
         else:

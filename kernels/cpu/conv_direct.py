@@ -12,15 +12,17 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import FASTMATH
+from .activation import act_inplace
 from .conv_gemm import _pad_plane
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
-def direct_fwd(x, w, b, y, pt, pl, dh, dw, KB):
+def direct_fwd(x, w, b, y, pt, pl, dh, dw, KB, act):
     """Stride-1 conv: x (N, C, H, W), w (K, Cg, kh, kw), b (K,), y (N, K, Ho, Wo) overwritten.
 
     Groups G = C // Cg. prange over (image, group, block of KB output channels); each iteration pads its
     Cg input planes once, then accumulates 4 output channels at a time (one load of x feeds 4 FMAs).
+    act: an activation code applied to each output plane as it is written (kernels.common.ACTIVATIONS; 0 none).
     """
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
@@ -68,4 +70,6 @@ def direct_fwd(x, w, b, y, pt, pl, dh, dw, KB):
             for u in range(nk):
                 for oh in range(Ho):
                     y[n, k + u, oh, :] = acc[u, oh * Wp: oh * Wp + Wo]
+                if act != 0:
+                    act_inplace(y[n, k + u].reshape(-1), act)
             k += nk

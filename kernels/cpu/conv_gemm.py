@@ -18,6 +18,7 @@ from numba import njit, prange, uint64
 
 from ._config import FASTMATH
 from ._dot import dot_tile as _dot_tile
+from .activation import act_inplace
 
 
 @njit(cache=True, error_model="numpy")
@@ -54,13 +55,14 @@ def to_nhwc(x, xh):
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
-def gemm_fwd(x, wr, b, y, Wo, kh, kw, sh, sw, pt, pl, dh, dw, PT, nband, zero):
+def gemm_fwd(x, wr, b, y, Wo, kh, kw, sh, sw, pt, pl, dh, dw, PT, nband, zero, act):
     """y (N, K, Ho*Wo) = conv(x, w) + b, overwritten.
 
     x (N, C, H, W); wr (K, R): w[k, c, i, j] at r = (i*kw + j)*Cg + c; b (K,). Pads pt, pl may be negative
     (a crop). prange over (image, group, band of Ho / nband output rows): each copies the input rows its band
     reads into a local NHWC block (in cache), then per tile of PT output pixels builds the im2row tile
-    (PT, R), runs the micro-kernel against its group's rows of wr and writes its pixels of y plus the bias.
+    (PT, R), runs the micro-kernel against its group's rows of wr and writes its pixels of y plus the bias,
+    then applies the activation act to them (kernels.common.ACTIVATIONS; 0 none).
     """
     N, C, H, W = x.shape
     K, R = wr.shape
@@ -109,6 +111,8 @@ def gemm_fwd(x, wr, b, y, Wo, kh, kw, sh, sw, pt, pl, dh, dw, PT, nband, zero):
                 yr = y[n, g * Kg + k, p0:p0 + npx]    # a view: y[n, k, p0 + q] would not vectorize
                 for q in range(npx):                   # (LLVM cannot see that p0 + q >= 0)
                     yr[q] = out[k, q] + bk
+                if act != 0:
+                    act_inplace(yr, act)
 
 
 @njit(cache=True, error_model="numpy")

@@ -16,6 +16,7 @@ from numba import njit, prange
 
 from ._config import FASTMATH
 from ._dot import outer_gemm, outer_shape
+from .activation import act_inplace
 from .conv_gemm import _pad_plane
 
 BAND_BYTES = 256 << 10
@@ -23,11 +24,12 @@ NV = outer_shape(4)[1]          # vectors per full block (the same count for flo
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
-def outer_fwd(x, wt, b, y, pt, pl, dh, dw, kh, kw, bh, lanes):
+def outer_fwd(x, wt, b, y, pt, pl, dh, dw, kh, kw, bh, lanes, act):
     """y (N, K, Ho, Wo) = stride-1 conv(x, w) + b, overwritten. x (N, C, H, W); wt (G, R, Kg4): wt[g, r, k] =
     w[g*Kg + k, c, i, j] at r = (c*kh + i)*kw + j, zero for k >= Kg (Kg4 a multiple of MR); b (K,);
     bh output rows per band; lanes = outer_shape()[0] (NV vectors of it per block; a last, partial block
-    takes as few as it needs). Pads pt, pl may be negative (a crop)."""
+    takes as few as it needs). Pads pt, pl may be negative (a crop). act: an activation code applied to each
+    band of a plane as it is written (kernels.common.ACTIVATIONS; 0 none)."""
     N, C, H, W = x.shape
     G, R, Kg4 = wt.shape
     K, Ho, Wo = y.shape[1], y.shape[2], y.shape[3]
@@ -61,3 +63,5 @@ def outer_fwd(x, wt, b, y, pt, pl, dh, dw, kh, kw, bh, lanes):
                 dst = y[n, g * Kg + k, oh0 + rr]
                 for q in range(Wo):
                     dst[q] = src[q] + bk
+            if act != 0:                               # the band's rows of plane k: one contiguous stretch
+                act_inplace(y[n, g * Kg + k, oh0:oh0 + rows].reshape(-1), act)

@@ -18,3 +18,4 @@ from .linear import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
+from .fused import *  # noqa: F401,F403

@@ -10,3 +10,4 @@ from .embedding import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403
+from .fused import *  # noqa: F401,F403

@@ -1,12 +1,12 @@
-"""Gradient utilities (`engine.nn.utils.clip_grad_norm_`)."""
+"""Gradient utilities (`engine.nn.utils.clip_grad_norm_`) and layer fusion for inference (`engine.nn.utils.fusion`)."""
 import math
 import numbers
 
 import numpy as np
 
-from ..autograd import bump_version
-from ..backend import array_module
-from ..tensor import Tensor
+from ...autograd import bump_version
+from ...backend import array_module
+from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_"]
 
