@@ -34,9 +34,15 @@ SIZES = {  # name: (lead, L, S, d, dv)
     "dropout": ((2, 3), 70, 90, 8, 5),
     "dropout_causal_vl": ((2, 3), 70, 90, 8, 5),
 }
+# "<feature>+wide": the feature's masking with head dims that are whole numbers of vectors (16 and 32), the
+# CPU kernels' outer-product path (kernels/cpu/attention_flash.py), with several query and key tiles
+SIZES.update({f"{name}+wide": (SIZES[name][0], 150, 140, 16, 32) for name in
+              ("causal_valid_lens_2d", "valid_lens_1d", "bool_mask", "bool_mask_keys", "float_mask",
+               "dropout_causal_vl")})
 CONFIGS = list(SIZES)
 # the cuda half: every masking feature at small sizes (_config(small=True)), the dtypes alternating
-CUDA_CASES = [(name, DTYPES[i % 2]) for i, name in enumerate(c for c in CONFIGS if c != "tiles_exact")]
+CUDA_CASES = [(name, DTYPES[i % 2]) for i, name in enumerate(c for c in CONFIGS
+                                                             if c != "tiles_exact" and "+wide" not in c)]
 
 
 def _config(name, rng, dtype, small=False):
@@ -45,6 +51,7 @@ def _config(name, rng, dtype, small=False):
     lead, L, S, d, dv = SIZES[name]
     if small:
         L, S = min(L, 9), min(S, 11)
+    name = name.split("+")[0]
     kw = {}
     if name in ("causal_L<S", "causal_L>S", "tiles_exact"):
         kw = dict(is_causal=True)

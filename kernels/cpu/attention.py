@@ -9,7 +9,8 @@ Forward returns (o, lse), which the engine saves; backward recomputes the probab
 import numpy as np
 
 from ..common import dropout_scale, dropout_threshold, key_limits, mask_block_map
-from .attention_flash import BK, BQ, flash_bwd, flash_fwd
+from ._dot import outer_shape
+from .attention_flash import BK, BQ, flash_bwd, flash_bwd_outer, flash_fwd, keys_t
 
 __all__ = ["sdpa_fwd", "sdpa_bwd"]
 
@@ -61,7 +62,10 @@ def sdpa_fwd(q, k, v, mask, is_causal, scale, valid_lens=None, dropout_p=0.0, se
     keep_thr, keep_scale = _dropout_args(dropout_p, dt)
     o = np.empty((N, L, dv), dt)
     lse = np.empty((N, L), dt)
-    flash_fwd(qf, kf, vf, biasT, bmap, has_bias, klim, dt.type(scale), keep_thr, keep_scale, np.uint64(seed), o, lse)
+    kT = np.empty((N, d, -(-S // BK) * BK), dt)
+    keys_t(kf, kT)
+    flash_fwd(qf, kf, kT, vf, biasT, bmap, has_bias, klim, dt.type(scale), keep_thr, keep_scale, np.uint64(seed), o,
+              lse, *outer_shape(dt.itemsize))
     return o.reshape(tuple(lead) + (L, dv)), lse.reshape(tuple(lead) + (L,))
 
 
@@ -85,7 +89,15 @@ def sdpa_bwd(dout, q, k, v, o, lse, mask, is_causal, scale, valid_lens=None, dro
     dq_t = np.empty((G, N, L, d), dt)
     dk = np.empty((N, S, d), dt)
     dv = np.empty((N, S, dvn), dt)
-    flash_bwd(dof, qf, kf, vf, of, lsef, biasT, bmap, has_bias, klim, dt.type(scale), keep_thr, keep_scale,
-              np.uint64(seed), G, dq_t, dk, dv)
+    lanes, nvmax = outer_shape(dt.itemsize)
+    if d % lanes == 0 and dvn % lanes == 0:         # the tile GEMMs on outer_gemm (whole vectors per row)
+        kT, vT = np.empty((N, d, -(-S // BK) * BK), dt), np.empty((N, dvn, -(-S // BK) * BK), dt)
+        keys_t(kf, kT)
+        keys_t(vf, vT)
+        flash_bwd_outer(dof, qf, kf, kT, vT, vf, of, lsef, biasT, bmap, has_bias, klim, dt.type(scale), keep_thr,
+                        keep_scale, np.uint64(seed), G, dq_t, dk, dv, lanes, nvmax)
+    else:
+        flash_bwd(dof, qf, kf, vf, of, lsef, biasT, bmap, has_bias, klim, dt.type(scale), keep_thr, keep_scale,
+                  np.uint64(seed), G, dq_t, dk, dv)
     dq = dq_t[0] if G == 1 else dq_t.sum(axis=0)
     return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)

@@ -17,6 +17,7 @@ from numba import njit, prange
 
 from ._config import FASTMATH
 from ._math import vexp_neg as exp_neg
+from ._dot import outer_gemm
 from .attention_tiles import gemm_nn, gemm_tn, keep_bits, row_key, tile_bounds
 
 BQ = 128       # query rows per tile
@@ -43,20 +44,37 @@ def _mask_tile(st, j0, i0, kl, biasT, b, has_bias):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def flash_fwd(q, k, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse):
+def keys_t(k, kT):
+    """kT (N, d, Sp) = k (N, S, d) transposed, zero-padded to Sp (whole key tiles): the score GEMM's A operand
+    (outer-product form wants the reduction axis d outermost). prange over heads."""
+    N, S, d = k.shape
+    for n in prange(N):
+        for c in range(d):
+            row = kT[n, c]
+            for j in range(S):
+                row[j] = k[n, j, c]
+            for j in range(S, kT.shape[2]):
+                row[j] = 0
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def flash_fwd(q, k, kT, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse, lanes, nvmax):
     """o (N, L, dv) = softmax(scale q k^T + mask) v and lse (N, L) (-inf on fully masked rows, whose o is 0;
     NaN on rows with a NaN score, whose o is NaN: the max skips NaN, their exp makes the row sum NaN).
+    kT: keys_t(k). lanes, nvmax: _dot.outer_shape of the dtype (the tile GEMMs run on outer_gemm; P V too
+    when dv is a whole number of vectors, else on gemm_tn).
 
     prange over (n, query tile); each iteration runs _fwd_tile and owns its rows of o and lse."""
     N, L = q.shape[0], q.shape[1]
     nqt = (L + BQ - 1) // BQ
     for it in prange(N * nqt):
-        _fwd_tile(q, k, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse,
-                  it // nqt, (it % nqt) * BQ)
+        _fwd_tile(q, k, kT, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse,
+                  lanes, nvmax, it // nqt, (it % nqt) * BQ)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _fwd_tile(q, k, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse, n, i0):
+def _fwd_tile(q, k, kT, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse, lanes, nvmax,
+              n, i0):
     """Query rows i0 .. i0 + BQ of head n: online softmax over key tiles with a running max m and sum l per
     row; key tiles past the largest klim of the rows are never touched (causal: nothing above the diagonal)."""
     L, d = q.shape[1], q.shape[2]
@@ -78,7 +96,14 @@ def _fwd_tile(q, k, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale,
     rk = np.empty(BQ, np.uint64)
     for i in range(BQ):
         rk[i] = row_key(seed, n * L + i0 + i)
-    st = np.empty((BK, BQ), dt)
+    stf = np.empty(BK * BQ, dt)
+    st = stf.reshape(BK, BQ)
+    Sp = kT.shape[2]
+    kTf, qsTf, vf = kT.reshape(-1), qsT.reshape(-1), v.reshape(-1)
+    boffq = np.arange(d) * BQ                           # B rows of the score GEMM: rows of qsT
+    boffv = np.arange(BK) * dv                          # B rows of P V: rows of the key tile of v
+    outer_pv = dv % lanes == 0
+    pv = np.empty(BQ * dv, dt)
     acc = np.zeros((BQ, dv), dt)
     m = np.empty(BQ, dt)
     l = np.zeros(BQ, dt)
@@ -86,14 +111,15 @@ def _fwd_tile(q, k, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale,
         m[i] = -np.inf
     mnew = np.empty(BQ, dt)
     alpha = np.empty(BQ, dt)
-    lo, zk, hi = np.empty(BK, np.int64), np.zeros(BK, np.int64), np.empty(BQ, np.int64)
+    lo, hi = np.empty(BK, np.int64), np.empty(BQ, np.int64)
     b = bmap[n]
     for kt in range((kmax + BK - 1) // BK):
         j0 = kt * BK
         mk = min(BK, S - j0)
         tile_bounds(kl, j0, mk, lo, hi)
-        st[:] = zero
-        gemm_nn(k[n, j0:j0 + mk], qsT, st, mk, BQ, d, lo, zk)
+        # st[j, i] = sum_c kT[n, c, j0 + j] qsT[c, i], the whole tile on outer_gemm (padded keys give 0; what
+        # the mask removes is skipped or zeroed below; gemm_nn skipping it on diagonal tiles measured slower)
+        outer_gemm(kTf[n * d * Sp + j0:], Sp, BK, qsTf, boffq, d, stf, BQ, BQ, lanes, nvmax)
         if has_bias or (kmin < j0 + BK and not mono):
             _mask_tile(st, j0, i0, kl, biasT, b, has_bias)
         for i in range(BQ):
@@ -117,16 +143,23 @@ def _fwd_tile(q, k, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale,
                 p = exp_neg(st[j, c0 + ii] - mnew[c0 + ii])
                 st[j, c0 + ii] = p
                 l[c0 + ii] += p
-        for i in range(BQ):
-            a = alpha[i]
-            if a != 1:                                  # the row max moved
-                for c in range(dv):
-                    acc[i, c] *= a
         if keep_thr > 0:
             for j in range(BK):
                 for i in range(BQ):
                     st[j, i] = st[j, i] * keep_scale if keep_bits(rk[i], j0 + j) >= keep_thr else zero
-        gemm_tn(st, v[n, j0:j0 + mk], acc, BQ, dv, mk, hi)
+        if outer_pv:                                    # acc = alpha acc + P V (st is P^T; masked entries 0)
+            outer_gemm(stf, BQ, BQ, vf[(n * S + j0) * dv:], boffv, mk, pv, dv, dv, lanes, nvmax)
+            for i in range(BQ):
+                a = alpha[i]
+                for c in range(dv):
+                    acc[i, c] = acc[i, c] * a + pv[i * dv + c]
+        else:
+            for i in range(BQ):
+                a = alpha[i]
+                if a != 1:                              # the row max moved
+                    for c in range(dv):
+                        acc[i, c] *= a
+            gemm_tn(st, v[n, j0:j0 + mk], acc, BQ, dv, mk, hi)
     one = q.dtype.type(1.0)
     for i in range(mr):
         if l[i] != 0:                                   # a NaN score made l NaN: o and lse are NaN, as in PyTorch
@@ -245,6 +278,146 @@ def _bwd_keys(dout, q, k, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_th
             gemm_nn(st, dout[n, i0:i0 + mr], dvacc, mk, dvn, mr, zk, lo)
             gemm_nn(dpt, q[n, i0:i0 + mr], dkacc, mk, d, mr, zk, lo)
             gemm_tn(dpt, kr, dqn[i0:i0 + mr], mr, d, mk, hi)
+        for j in range(mk):
+            for c in range(d):
+                dk[n, j0 + j, c] = dkacc[j, c]
+            for c in range(dvn):
+                dv[n, j0 + j, c] = dvacc[j, c]
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def flash_bwd_outer(dout, q, k, kT, vT, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale,
+                    seed, G, dq_t, dk, dv, lanes, nvmax):
+    """flash_bwd on outer_gemm, for d and dv whole numbers of vectors (`lanes`): the same outputs and the
+    same (n, g) work split. kT (N, d, Sp), vT (N, dv, Sp): keys_t of k and v."""
+    N = q.shape[0]
+    for it in prange(N * G):
+        _bwd_keys_outer(dout, q, k, kT, vT, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale,
+                        seed, G, dq_t, dk, dv, lanes, nvmax, it // G, it % G)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _transpose(a, at, m, n):
+    """at[j, i] = a[i, j] for i < m, j < n (8 x 8 blocks, each in cache)."""
+    for i0 in range(0, m, 8):
+        for j0 in range(0, n, 8):
+            for i in range(i0, min(m, i0 + 8)):
+                for j in range(j0, min(n, j0 + 8)):
+                    at[j, i] = a[i, j]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _bwd_keys_outer(dout, q, k, kT, vT, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale,
+                    seed, G, dq_t, dk, dv, lanes, nvmax, n, g):
+    """_bwd_keys with the tiles held query-major, s (BQ queries, BK keys), so that every tile GEMM is an
+    outer_gemm whose reduction index is its operands' row index:
+      s  = (scale q) k^T     reduction over d:   A = scale q^T (d, BQ),  B = rows of kT
+      dp = dout v^T          reduction over dv:  A = dout^T (dv, BQ),    B = rows of vT
+      dV += P^T dout         reduction over i:   A = P (BQ, BK),         B = rows of dout
+      dK += dS^T q           reduction over i:   A = dS (BQ, BK),        B = rows of q
+      dQ += dS k             reduction over j:   A = dS^T (BK, BQ),      B = rows of k
+    A query row i sees the tile's first hi[i] keys (tile_bounds): the rest of its row is -inf, then P = dS = 0
+    (selects, so a NaN elsewhere in the row stays out)."""
+    L, d = q.shape[1], q.shape[2]
+    S, dvn = v.shape[1], v.shape[2]
+    Sp = kT.shape[2]
+    nqt, nkt = (L + BQ - 1) // BQ, (S + BK - 1) // BK
+    dt = q.dtype
+    zero = scale - scale
+    qsT = np.zeros((nqt, d, BQ), dt)
+    doT = np.zeros((nqt, dvn, BQ), dt)
+    ls = np.empty(nqt * BQ, dt)
+    di = np.zeros(nqt * BQ, dt)
+    kl = np.zeros(nqt * BQ, np.int64)
+    for i in range(nqt * BQ):
+        ls[i] = np.inf
+    for i in range(L):
+        qt, r = i // BQ, i % BQ
+        for c in range(d):
+            qsT[qt, c, r] = q[n, i, c] * scale
+        s = zero
+        for c in range(dvn):
+            doT[qt, c, r] = dout[n, i, c]
+            s += dout[n, i, c] * o[n, i, c]
+        di[i] = s
+        ls[i] = np.inf if lse[n, i] == -np.inf else lse[n, i]     # NaN stays: NaN gradients
+        kl[i] = klim[n, i]
+    qtmax = np.zeros(nqt, np.int64)
+    for qt in range(nqt):
+        for i in range(qt * BQ, min((qt + 1) * BQ, L)):
+            qtmax[qt] = max(qtmax[qt], kl[i])
+    qsTf, doTf = qsT.reshape(-1), doT.reshape(-1)
+    kTf, vTf = kT.reshape(-1), vT.reshape(-1)
+    qf, kf, dof = q.reshape(-1), k.reshape(-1), dout.reshape(-1)
+    sf = np.empty(BQ * BK, dt)
+    dpf = np.empty(BQ * BK, dt)
+    st, dpt = sf.reshape(BQ, BK), dpf.reshape(BQ, BK)
+    dsT = np.empty((BK, BQ), dt)
+    dsTf = dsT.reshape(-1)
+    tkv = np.empty(BK * max(d, dvn), dt)               # one GEMM's product before it is added in
+    tq = np.empty(BQ * d, dt)
+    boffk = n * d * Sp + np.arange(d) * Sp             # rows of kT[n] (plus the tile's j0)
+    boffv = n * dvn * Sp + np.arange(dvn) * Sp
+    rows = np.arange(max(BQ, BK))
+    rk = np.empty(BQ, np.uint64)
+    lo, hi = np.empty(BK, np.int64), np.empty(BQ, np.int64)
+    dkacc = np.empty((BK, d), dt)
+    dvacc = np.empty((BK, dvn), dt)
+    dqn = dq_t[g, n]
+    dqn[:] = zero
+    b = bmap[n]
+    for kt in range(g, nkt, G):
+        j0 = kt * BK
+        mk = min(BK, S - j0)
+        dkacc[:] = zero
+        dvacc[:] = zero
+        boffkr = (n * S + j0 + rows[:BK]) * d           # rows of k in the tile
+        for qt in range(nqt):
+            if qtmax[qt] <= j0:
+                continue
+            i0 = qt * BQ
+            mr = min(BQ, L - i0)
+            tile_bounds(kl[i0:i0 + BQ], j0, mk, lo, hi)
+            outer_gemm(qsTf[qt * d * BQ:], BQ, BQ, kTf[j0:], boffk, d, sf, BK, BK, lanes, nvmax)
+            outer_gemm(doTf[qt * dvn * BQ:], BQ, BQ, vTf[j0:], boffv, dvn, dpf, BK, BK, lanes, nvmax)
+            if has_bias:
+                for i in range(BQ):
+                    for j in range(BK):
+                        st[i, j] += biasT[b, j0 + j, i0 + i if biasT.shape[2] > 1 else 0]
+            if keep_thr > 0:
+                for i in range(BQ):
+                    rk[i] = row_key(seed, n * L + i0 + i)
+            for i in range(BQ):
+                li, dii, hii = ls[i0 + i], di[i0 + i], hi[i]
+                sr, dr = st[i], dpt[i]
+                if keep_thr > 0:     # P -> P keep / (1 - p) for dV; dS = P (dP keep / (1 - p) - D), times scale
+                    for j in range(hii):
+                        sc = sr[j]
+                        p = exp_neg(sc - li)
+                        f = keep_scale if keep_bits(rk[i], j0 + j) >= keep_thr else zero
+                        sr[j] = zero if sc == -np.inf else p * f
+                        dr[j] = zero if sc == -np.inf else (p * scale) * (dr[j] * f - dii)
+                else:
+                    for j in range(hii):
+                        sc = sr[j]
+                        p = exp_neg(sc - li)
+                        sr[j] = zero if sc == -np.inf else p
+                        dr[j] = zero if sc == -np.inf else (p * scale) * (dr[j] - dii)
+                sr[hii:] = zero                          # keys row i does not see
+                dr[hii:] = zero
+            outer_gemm(sf, BK, BK, dof, (n * L + i0 + rows[:mr]) * dvn, mr, tkv, dvn, dvn, lanes, nvmax)
+            for j in range(BK):
+                for c in range(dvn):
+                    dvacc[j, c] += tkv[j * dvn + c]
+            outer_gemm(dpf, BK, BK, qf, (n * L + i0 + rows[:mr]) * d, mr, tkv, d, d, lanes, nvmax)
+            for j in range(BK):
+                for c in range(d):
+                    dkacc[j, c] += tkv[j * d + c]
+            _transpose(dpt, dsT, BQ, BK)
+            outer_gemm(dsTf, BQ, BQ, kf, boffkr[:mk], mk, tq, d, d, lanes, nvmax)
+            for i in range(mr):
+                for c in range(d):
+                    dqn[i0 + i, c] += tq[i * d + c]
         for j in range(mk):
             for c in range(d):
                 dk[n, j0 + j, c] = dkacc[j, c]
