@@ -280,7 +280,7 @@ class Sequential(Module):
     """PyTorch's Sequential, with fusion unless `fuse` is False (a class attribute: set it on one instance or
     on the class):
       - a Linear or Conv2d followed by ReLU, Sigmoid or Tanh runs as one fused op (F.linear_act,
-        F.conv2d_act: the same output, one pass over it fewer; engine/ops/fused.py);
+        F.conv2d_act: the same output bit for bit, one array and one tape node fewer; engine/ops/fused.py);
       - under no_grad, a Conv2d followed by an eval-mode BatchNorm2d (and maybe one of those activations) runs
         as one conv with the batch norm folded into its weights (nn.utils.fusion; equal to rounding).
     Layers of a subclass, or with their forward replaced on the instance, are never fused."""
@@ -339,7 +339,6 @@ class Sequential(Module):
             x = m(x)
             i += 1
         return x
-
 
 
 _FUSED_ACT = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}

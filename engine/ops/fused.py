@@ -1,10 +1,12 @@
 """Fused layers: conv2d + bias + activation and linear + bias + activation (relu, sigmoid or tanh), each one
 op on the tape with a hand-written backward.
 
-On the CPU the activation runs where the layer writes its output (kernels/cpu/fused.py): one pass over the
-output fewer forward, one array fewer, and backward one pass makes the activation's gradient and linear's
-bias gradient together. The output is bit for bit the unfused layer's followed by the activation; gradients
-match to rounding (the bias gradient is summed in float64). nn.Sequential calls these for a Conv2d or Linear
+On the CPU the activation runs where the layer writes its output (kernels/cpu/fused.py): one array fewer,
+and for linear one pass fewer each way (the bias and the activation in one pass forward; the activation's
+gradient and the bias gradient in one pass backward). Measured on the AVX-512 machine: linear 4096x128 -> 512
++ relu 25% faster forward, 14% forward + backward; the convs take the same time as unfused (the activation's
+pass was not where their time went). The output is bit for bit the unfused layer's followed by the
+activation; gradients match to rounding (linear's bias gradient is summed in float64). nn.Sequential calls these for a Conv2d or Linear
 followed by ReLU, Sigmoid or Tanh (engine/nn/layers.py); on CUDA they run the layer's and the activation's
 kernels one after the other.
 """
