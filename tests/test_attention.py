@@ -37,7 +37,7 @@ SIZES = {  # name: (lead, L, S, d, dv)
 # "<feature>+wide": the feature's masking with head dims that are whole numbers of vectors (16 and 32), the
 # CPU kernels' outer-product path (kernels/cpu/attention_flash.py), with several query and key tiles
 SIZES.update({f"{name}+wide": (SIZES[name][0], 150, 140, 16, 32) for name in
-              ("causal_valid_lens_2d", "valid_lens_1d", "bool_mask", "bool_mask_keys", "float_mask",
+              ("causal_valid_lens_2d", "valid_lens_1d", "bool_mask", "bool_mask_keys", "float_mask", "dropout",
                "dropout_causal_vl")})
 CONFIGS = list(SIZES)
 # the cuda half: every masking feature at small sizes (_config(small=True)), the dtypes alternating

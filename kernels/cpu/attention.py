@@ -62,10 +62,14 @@ def sdpa_fwd(q, k, v, mask, is_causal, scale, valid_lens=None, dropout_p=0.0, se
     keep_thr, keep_scale = _dropout_args(dropout_p, dt)
     o = np.empty((N, L, dv), dt)
     lse = np.empty((N, L), dt)
-    kT = np.empty((N, d, -(-S // BK) * BK), dt)
-    keys_t(kf, kT)
+    # The tile GEMMs on outer_gemm, unless a causal or valid_lens limit leaves one key tile (L = 128 causal):
+    # gemm_nn/gemm_tn skip the masked half of a diagonal tile, and the outer path's transposed keys cost more
+    outer = (not is_causal and valid_lens is None) or S > BK
+    kT = np.empty((N, d, -(-S // BK) * BK if outer else 0), dt)
+    if outer:
+        keys_t(kf, kT)
     flash_fwd(qf, kf, kT, vf, biasT, bmap, has_bias, klim, dt.type(scale), keep_thr, keep_scale, np.uint64(seed), o,
-              lse, *outer_shape(dt.itemsize))
+              lse, outer, *outer_shape(dt.itemsize))
     return o.reshape(tuple(lead) + (L, dv)), lse.reshape(tuple(lead) + (L,))
 
 
@@ -90,7 +94,10 @@ def sdpa_bwd(dout, q, k, v, o, lse, mask, is_causal, scale, valid_lens=None, dro
     dk = np.empty((N, S, d), dt)
     dv = np.empty((N, S, dvn), dt)
     lanes, nvmax = outer_shape(dt.itemsize)
-    if d % lanes == 0 and dvn % lanes == 0:         # the tile GEMMs on outer_gemm (whole vectors per row)
+    # The tile GEMMs on outer_gemm when d and dv are whole vectors and every query sees every key; with a
+    # causal or valid_lens limit flash_bwd's gemm_nn/gemm_tn skip the masked parts of the tiles (measured: the
+    # same time on AVX-512, 10-30% faster with AVX2)
+    if d % lanes == 0 and dvn % lanes == 0 and not is_causal and valid_lens is None:
         kT, vT = np.empty((N, d, -(-S // BK) * BK), dt), np.empty((N, dvn, -(-S // BK) * BK), dt)
         keys_t(kf, kT)
         keys_t(vf, vT)

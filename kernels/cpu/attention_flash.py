@@ -58,23 +58,25 @@ def keys_t(k, kT):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def flash_fwd(q, k, kT, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse, lanes, nvmax):
+def flash_fwd(q, k, kT, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse, outer, lanes,
+              nvmax):
     """o (N, L, dv) = softmax(scale q k^T + mask) v and lse (N, L) (-inf on fully masked rows, whose o is 0;
     NaN on rows with a NaN score, whose o is NaN: the max skips NaN, their exp makes the row sum NaN).
-    kT: keys_t(k). lanes, nvmax: _dot.outer_shape of the dtype (the tile GEMMs run on outer_gemm; P V too
-    when dv is a whole number of vectors, else on gemm_tn).
+    outer: the tile GEMMs run on outer_gemm (kT = keys_t(k); P V too when dv is a whole number of vectors), else
+    on gemm_nn / gemm_tn, which skip what a causal or valid_lens limit removes (kT unused). lanes, nvmax:
+    _dot.outer_shape of the dtype.
 
     prange over (n, query tile); each iteration runs _fwd_tile and owns its rows of o and lse."""
     N, L = q.shape[0], q.shape[1]
     nqt = (L + BQ - 1) // BQ
     for it in prange(N * nqt):
         _fwd_tile(q, k, kT, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse,
-                  lanes, nvmax, it // nqt, (it % nqt) * BQ)
+                  outer, lanes, nvmax, it // nqt, (it % nqt) * BQ)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _fwd_tile(q, k, kT, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse, lanes, nvmax,
-              n, i0):
+def _fwd_tile(q, k, kT, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, o, lse, outer, lanes,
+              nvmax, n, i0):
     """Query rows i0 .. i0 + BQ of head n: online softmax over key tiles with a running max m and sum l per
     row; key tiles past the largest klim of the rows are never touched (causal: nothing above the diagonal)."""
     L, d = q.shape[1], q.shape[2]
@@ -102,7 +104,7 @@ def _fwd_tile(q, k, kT, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_sc
     kTf, qsTf, vf = kT.reshape(-1), qsT.reshape(-1), v.reshape(-1)
     boffq = np.arange(d) * BQ                           # B rows of the score GEMM: rows of qsT
     boffv = np.arange(BK) * dv                          # B rows of P V: rows of the key tile of v
-    outer_pv = dv % lanes == 0
+    outer_pv = outer and dv % lanes == 0
     pv = np.empty(BQ * dv, dt)
     acc = np.zeros((BQ, dv), dt)
     m = np.empty(BQ, dt)
@@ -111,15 +113,17 @@ def _fwd_tile(q, k, kT, v, biasT, bmap, has_bias, klim, scale, keep_thr, keep_sc
         m[i] = -np.inf
     mnew = np.empty(BQ, dt)
     alpha = np.empty(BQ, dt)
-    lo, hi = np.empty(BK, np.int64), np.empty(BQ, np.int64)
+    lo, zk, hi = np.empty(BK, np.int64), np.zeros(BK, np.int64), np.empty(BQ, np.int64)
     b = bmap[n]
     for kt in range((kmax + BK - 1) // BK):
         j0 = kt * BK
         mk = min(BK, S - j0)
         tile_bounds(kl, j0, mk, lo, hi)
-        # st[j, i] = sum_c kT[n, c, j0 + j] qsT[c, i], the whole tile on outer_gemm (padded keys give 0; what
-        # the mask removes is skipped or zeroed below; gemm_nn skipping it on diagonal tiles measured slower)
-        outer_gemm(kTf[n * d * Sp + j0:], Sp, BK, qsTf, boffq, d, stf, BQ, BQ, lanes, nvmax)
+        if outer:    # st[j, i] = sum_c kT[n, c, j0 + j] qsT[c, i], the whole tile (padded keys give 0; what the
+            outer_gemm(kTf[n * d * Sp + j0:], Sp, BK, qsTf, boffq, d, stf, BQ, BQ, lanes, nvmax)   # mask removes
+        else:        # is skipped or zeroed below)
+            st[:] = zero
+            gemm_nn(k[n, j0:j0 + mk], qsT, st, mk, BQ, d, lo, zk)
         if has_bias or (kmin < j0 + BK and not mono):
             _mask_tile(st, j0, i0, kl, biasT, b, has_bias)
         for i in range(BQ):
