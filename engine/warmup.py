@@ -47,7 +47,10 @@ def _workloads(dtype):
     def mlp():
         for act in (nn.ReLU(), nn.Sigmoid(), nn.Tanh(), nn.GELU()):
             m = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), act, nn.Dropout(0.5), nn.Linear(8, 4)).to(dtype)
-            _step(m, F.cross_entropy, t(6, 4, 4), labels(6, 4), "SGD", lr=0.1, momentum=0.9, weight_decay=1e-4)
+            for fuse in (True, False):         # Sequential's fused linear + activation, and the two ops alone
+                m.fuse = fuse
+                _step(m, F.cross_entropy, t(6, 4, 4), labels(6, 4), "SGD", lr=0.1, momentum=0.9,
+                      weight_decay=1e-4)
         m = nn.Sequential(nn.Linear(3, 1)).to(dtype)
         _step(m, F.mse_loss, t(6, 3), t(6, 1), "SGD", lr=0.1)
 
@@ -56,7 +59,9 @@ def _workloads(dtype):
                           nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4), nn.Sigmoid(),
                           nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                           nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)).to(dtype)
-        _step(m, F.cross_entropy, t(4, 1, 8, 8), labels(4, 3), "Adam", lr=1e-3)
+        for fuse in (True, False):             # conv + activation fused by Sequential, and each op alone
+            m.fuse = fuse
+            _step(m, F.cross_entropy, t(4, 1, 8, 8), labels(4, 3), "Adam", lr=1e-3)
 
     def resnet():
         class Residual(nn.Module):

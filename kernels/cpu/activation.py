@@ -280,13 +280,13 @@ def act_bwd_inplace(dout, y, dz, act):
 
 def _unary(serial, parallel, x):
     y = np.empty(x.shape, x.dtype)          # x's shape (0-d too; x may be a NumPy scalar)
-    run_chunked(serial, parallel, y.size, x.ravel(), y.reshape(-1))
+    run_chunked(serial, parallel, y.size, x.ravel(), y.ravel())
     return y
 
 
 def _binary(serial, parallel, dout, y):
     dx = np.empty(y.shape, y.dtype)
-    run_chunked(serial, parallel, dx.size, dout.ravel(), y.ravel(), dx.reshape(-1))
+    run_chunked(serial, parallel, dx.size, dout.ravel(), y.ravel(), dx.ravel())
     return dx
 
 
