@@ -193,14 +193,12 @@ def flash_bwd(dout, q, k, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_th
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _bwd_keys(dout, q, k, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, G,
-              dq_t, dk, dv, n, g):
-    """Key tiles g, g + G, ... of head n; for each, the query tiles that see it. Per head it first builds
-    scale * q^T and dout^T in query tiles, D, and lse / klim padded to whole tiles (lse = +inf, klim = 0 on
-    padding and lse = +inf on fully masked rows: P = exp(s - lse) = 0 there)."""
+def _head_prep(dout, q, o, lse, klim, scale, dvn, n):
+    """Both backward paths' per-head inputs, in whole query tiles: scale * q^T and dout^T (nqt, d or dv, BQ),
+    lse (+inf on padding and on fully masked rows: P = exp(s - lse) = 0 there), D = rowsum(dout * o), klim
+    (0 on padding), and each query tile's largest klim."""
     L, d = q.shape[1], q.shape[2]
-    S, dvn = v.shape[1], v.shape[2]
-    nqt, nkt = (L + BQ - 1) // BQ, (S + BK - 1) // BK
+    nqt = (L + BQ - 1) // BQ
     dt = q.dtype
     zero = scale - scale
     qsT = np.zeros((nqt, d, BQ), dt)
@@ -222,12 +220,29 @@ def _bwd_keys(dout, q, k, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_th
         ls[i] = np.inf if lse[n, i] == -np.inf else lse[n, i]     # NaN stays: NaN gradients
         kl[i] = klim[n, i]
     qtmax = np.zeros(nqt, np.int64)
+    for qt in range(nqt):
+        for i in range(qt * BQ, min((qt + 1) * BQ, L)):
+            qtmax[qt] = max(qtmax[qt], kl[i])
+    return qsT, doT, ls, di, kl, qtmax
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _bwd_keys(dout, q, k, v, o, lse, biasT, bmap, has_bias, klim, scale, keep_thr, keep_scale, seed, G,
+              dq_t, dk, dv, n, g):
+    """Key tiles g, g + G, ... of head n; for each, the query tiles that see it. Per head it first builds
+    scale * q^T and dout^T in query tiles, D, and lse / klim padded to whole tiles (lse = +inf, klim = 0 on
+    padding and lse = +inf on fully masked rows: P = exp(s - lse) = 0 there)."""
+    L, d = q.shape[1], q.shape[2]
+    S, dvn = v.shape[1], v.shape[2]
+    nqt, nkt = (L + BQ - 1) // BQ, (S + BK - 1) // BK
+    dt = q.dtype
+    zero = scale - scale
+    qsT, doT, ls, di, kl, qtmax = _head_prep(dout, q, o, lse, klim, scale, dvn, n)
     qtmin = np.zeros(nqt, np.int64)
     qtmono = np.ones(nqt, np.bool_)                     # kl non-decreasing over the tile's rows
     for qt in range(nqt):
         qtmin[qt] = kl[qt * BQ]
         for i in range(qt * BQ, min((qt + 1) * BQ, L)):
-            qtmax[qt] = max(qtmax[qt], kl[i])
             qtmin[qt] = min(qtmin[qt], kl[i])
             if i > qt * BQ and kl[i] < kl[i - 1]:
                 qtmono[qt] = False
@@ -328,28 +343,7 @@ def _bwd_keys_outer(dout, q, k, kT, vT, v, o, lse, biasT, bmap, has_bias, klim, 
     nqt, nkt = (L + BQ - 1) // BQ, (S + BK - 1) // BK
     dt = q.dtype
     zero = scale - scale
-    qsT = np.zeros((nqt, d, BQ), dt)
-    doT = np.zeros((nqt, dvn, BQ), dt)
-    ls = np.empty(nqt * BQ, dt)
-    di = np.zeros(nqt * BQ, dt)
-    kl = np.zeros(nqt * BQ, np.int64)
-    for i in range(nqt * BQ):
-        ls[i] = np.inf
-    for i in range(L):
-        qt, r = i // BQ, i % BQ
-        for c in range(d):
-            qsT[qt, c, r] = q[n, i, c] * scale
-        s = zero
-        for c in range(dvn):
-            doT[qt, c, r] = dout[n, i, c]
-            s += dout[n, i, c] * o[n, i, c]
-        di[i] = s
-        ls[i] = np.inf if lse[n, i] == -np.inf else lse[n, i]     # NaN stays: NaN gradients
-        kl[i] = klim[n, i]
-    qtmax = np.zeros(nqt, np.int64)
-    for qt in range(nqt):
-        for i in range(qt * BQ, min((qt + 1) * BQ, L)):
-            qtmax[qt] = max(qtmax[qt], kl[i])
+    qsT, doT, ls, di, kl, qtmax = _head_prep(dout, q, o, lse, klim, scale, dvn, n)
     qsTf, doTf = qsT.reshape(-1), doT.reshape(-1)
     kTf, vTf = kT.reshape(-1), vT.reshape(-1)
     qf, kf, dof = q.reshape(-1), k.reshape(-1), dout.reshape(-1)

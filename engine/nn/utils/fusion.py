@@ -48,22 +48,23 @@ def fuse_conv_bn_weights(conv_w, conv_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b, trans
     (running mean bn_rm, running var bn_rv, eps, affine bn_w, bn_b). conv_b, bn_w, bn_b may be None."""
     if transpose:
         raise ValueError("transpose: the engine has no transposed convolution")
-    w, rm, rv = _data("conv_w", conv_w), _data("bn_rm", bn_rm), _data("bn_rv", bn_rv)
-    if w.ndim != 4:
-        raise ValueError(f"conv_w: expected a 4-D conv weight, got shape {tuple(w.shape)}")
-    wf, bf = fold_bn(w, _data("conv_b", conv_b, False), rm, rv, bn_eps, _data("bn_w", bn_w, False),
-                   _data("bn_b", bn_b, False), ("conv_b", "bn_rm", "bn_rv", "bn_w", "bn_b"))
-    return Parameter(wf, requires_grad=conv_w.requires_grad), Parameter(bf, requires_grad=conv_w.requires_grad)
+    return _fused_params("conv", 4, conv_w, conv_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b)
 
 
 def fuse_linear_bn_weights(linear_w, linear_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b):
     """(weight, bias) Parameters of the linear layer that equals linear then the eval-mode BatchNorm1d."""
-    w, rm, rv = _data("linear_w", linear_w), _data("bn_rm", bn_rm), _data("bn_rv", bn_rv)
-    if w.ndim != 2:
-        raise ValueError(f"linear_w: expected a 2-D weight, got shape {tuple(w.shape)}")
-    wf, bf = fold_bn(w, _data("linear_b", linear_b, False), rm, rv, bn_eps, _data("bn_w", bn_w, False),
-                   _data("bn_b", bn_b, False), ("linear_b", "bn_rm", "bn_rv", "bn_w", "bn_b"))
-    return Parameter(wf, requires_grad=linear_w.requires_grad), Parameter(bf, requires_grad=linear_w.requires_grad)
+    return _fused_params("linear", 2, linear_w, linear_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b)
+
+
+def _fused_params(kind, ndim, w, b, bn_rm, bn_rv, bn_eps, bn_w, bn_b):
+    """The fuse_*_weights body: the layer's weight w (ndim dims) and bias b, arguments named <kind>_w, ..."""
+    wd = _data(f"{kind}_w", w)
+    if wd.ndim != ndim:
+        raise ValueError(f"{kind}_w: expected a {ndim}-D weight, got shape {tuple(wd.shape)}")
+    wf, bf = fold_bn(wd, _data(f"{kind}_b", b, False), _data("bn_rm", bn_rm), _data("bn_rv", bn_rv), bn_eps,
+                     _data("bn_w", bn_w, False), _data("bn_b", bn_b, False),
+                     (f"{kind}_b", "bn_rm", "bn_rv", "bn_w", "bn_b"))
+    return Parameter(wf, requires_grad=w.requires_grad), Parameter(bf, requires_grad=w.requires_grad)
 
 
 def _check_eval(layer, bn, kinds):
