@@ -106,19 +106,21 @@ def steps_table(data):
     out = []
     for r in data["rows"]:
         if r["status"] == "error":
-            out.append([r["model"], r["label"], "ERROR", "", "", "", r["why"][:100]])
+            out.append([r["model"], r["label"], "ERROR", "", "", "", "", "", r["why"][:100]])
             continue
         med = r["median_s"]
         lc = r.get("loss_check")
         note = r["why"][:100] if r["status"] != "ok" else \
             ("" if r["env_as_given"] else "a child's environment differs from the one given")
-        out.append([r["model"], r["label"], f"{1e3 * med['engine']:.2f} ({1e3 * r['min_s']['engine']:.2f})",
-                    f"{1e3 * med['torch']:.2f} ({1e3 * r['min_s']['torch']:.2f})" if "torch" in med else "-",
-                    _fmt(r.get("ratio")), f"{lc['max_rel_diff']:.1e}" if lc else "-", note])
+        ms = lambda lib: f"{1e3 * med[lib]:.2f} ({1e3 * r['min_s'][lib]:.2f})" if lib in med else "-"  # noqa: E731
+        out.append([r["model"], r["label"], ms("engine"), ms("engine-compiled"), ms("torch"),
+                    _fmt(r.get("ratio")), _fmt(r.get("ratio_compiled")), f"{lc['max_rel_diff']:.1e}" if lc else "-",
+                    note])
     head = (f"training steps: each library alone in a fresh process, in the environment this command was started "
             f"with; {st['warmup']} untimed steps, then the median (min) of {st['steps']} steps, ms; best median of "
             f"{st['runs']} alternating run{'s' if st['runs'] > 1 else ''} per library\n"
-            f"x torch = PyTorch time / engine time: > 1 means the engine is faster\n"
+            f"x torch = PyTorch time / engine time: > 1 means the engine is faster; compiled: the same step under "
+            f"engine.compile (captured once, replayed)\n"
             f"CPU: {data['cpu']}, {data['isa']}, {data['cores']} cores")
     ok = [r for r in data["rows"] if r.get("threads")]
     if ok:
@@ -136,8 +138,8 @@ def steps_table(data):
                                                    "none of the thread or wait settings set")
     if data["env"]["not_passed_on"]:
         head += f" (not passed on from this process: {', '.join(sorted(data['env']['not_passed_on']))})"
-    return head + "\n" + _table(["model", "shape", "engine ms", "torch ms", "x torch", "loss rel diff", "note"],
-                                 out, left=2)
+    return head + "\n" + _table(["model", "shape", "engine ms", "compiled ms", "torch ms", "x torch",
+                                  "x torch, compiled", "loss rel diff", "note"], out, left=2)
 
 
 def steps_png_rows(data):

@@ -1,11 +1,14 @@
 """Training steps as a user's process runs them: each library alone in a fresh process, in the environment the
 user started the bench with.
 
-`python -m bench steps` (the parent, `run`) starts, for each model, `python -m bench.steps <lib> <model>` four
-times: engine, torch, engine, torch (--runs 2). A child builds the model from bench/models.py, runs --warmup
-steps (the first two losses are the loss check), times --steps steps one by one, and prints one JSON line
-(RESULT_TAG + JSON) with the median, the thread counts its libraries used and the environment it saw. The
-parent keeps each library's best (lowest) median over its runs; ratio = torch time / engine time.
+`python -m bench steps` (the parent, `run`) starts, for each model, `python -m bench.steps <lib> <model>`
+six times: engine, engine-compiled, torch, then again (--runs 2). engine-compiled is the same engine step
+wrapped in `engine.compile` (captured on the first warmup step, replayed after; its losses must equal the
+eager engine's). A child builds the model from bench/models.py, runs --warmup steps (the first two losses are
+the loss check), times --steps steps one by one, and prints one JSON line (RESULT_TAG + JSON) with the median,
+the thread counts its libraries used and the environment it saw. The parent keeps each library's best
+(lowest) median over its runs; ratio = torch time / engine time (eager), and ratio_compiled = torch time /
+engine-compiled time.
 
 The child's environment is the parent's at start-up (`user_env`, taken before the op suite adds its thread
 settings), nothing added: what the engine sets for itself on import counts, as a user gets it too. The engine
@@ -25,7 +28,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LIBS = ("engine", "torch")
+LIBS = ("engine", "engine-compiled", "torch")
 RESULT_TAG = "BENCH_STEPS_RESULT "
 # what a child reports of its environment (before and after its run): thread and wait policies, pinning
 WATCHED = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS", "OMP_PROC_BIND",
@@ -59,7 +62,7 @@ def _threads(lib):
     """Thread counts the child's libraries report after the run (threadpoolctl: every BLAS and OpenMP
     runtime loaded into the process)."""
     out = {}
-    if lib == "engine":
+    if lib.startswith("engine"):
         import numba
         out["numba"] = numba.get_num_threads()
         try:
@@ -81,7 +84,7 @@ def _threads(lib):
 
 def _target(lib):
     """What each library compiled or dispatched for: LLVM's host CPU (Numba) or PyTorch's CPU capability."""
-    if lib == "engine":
+    if lib.startswith("engine"):
         from numba.core import config
         from numba.core.codegen import get_host_cpu_features
         import llvmlite.binding as llvm
@@ -115,8 +118,11 @@ def child(argv):
         ap.error(f"model: unknown {args.model!r}; known: {', '.join(models.MODELS)}")
     m = models.MODELS[args.model]
     p = m.quick if args.quick else m.params
-    if args.lib == "engine":
+    if args.lib.startswith("engine"):
         net, step = models.engine_step(m, p, args.dtype, args.seed)
+        if args.lib == "engine-compiled":
+            import engine
+            step = engine.compile(step)
         if args.save_init:
             models.save_state(args.init, models.init_state(net))
     else:
@@ -185,11 +191,19 @@ def _model_row(model, label, params, runs, tol):
                env_as_given=all(r["env_as_given"] for rs in runs.values() for r in rs))
     if "torch" in best:
         row["ratio"] = best["torch"]["median_s"] / best["engine"]["median_s"]
+        if "engine-compiled" in best:
+            row["ratio_compiled"] = best["torch"]["median_s"] / best["engine-compiled"]["median_s"]
         from .models import loss_check
         row["loss_check"] = loss_check(runs["engine"][0]["losses"], runs["torch"][0]["losses"])
         if not row["loss_check"]["max_rel_diff"] <= tol:
             row.update(status="FAIL", why=f"the first two losses differ by {row['loss_check']['max_rel_diff']:.1e} "
                                           f"(tolerance {tol:.0e}): the two models do not compute the same thing")
+    if "engine-compiled" in best:
+        # the replay computes what the eager step computes: the same losses, from the same seed and weights
+        eager, replayed = runs["engine"][0]["losses"], runs["engine-compiled"][0]["losses"]
+        row["compiled_losses"] = replayed
+        if eager != replayed and row["status"] == "ok":
+            row.update(status="FAIL", why=f"engine.compile's losses {replayed} differ from the eager step's {eager}")
     return row
 
 
@@ -215,7 +229,7 @@ def run(models=None, steps=None, runs=None, warmup=None, quick=False, user_env=N
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"models: unknown {', '.join(unknown)}; known: {', '.join(MODELS)}")
-    libs = list(libs or (LIBS if have_torch() else ("engine",)))
+    libs = list(libs or (LIBS if have_torch() else LIBS[:2]))
     env = dict(os.environ if user_env is None else user_env)
     t0 = time.perf_counter()
     rows = []

@@ -9,6 +9,7 @@ engine.normal, engine.sort, ...), so that `import engine as torch` runs the book
 import builtins as _builtins
 
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from ._capture import CaptureError, compile  # noqa: A004  (engine.compile, as torch.compile)
 from .tensor import (Tensor, arange, as_tensor, bool_, cat, concatenate, empty, empty_like, float16, float32, float64,
                      from_dlpack, from_numpy, int8, int16, int32, int64, manual_seed, ones, ones_like, rand, randn,
                      stack, tensor, uint8, zeros, zeros_like)

@@ -2,7 +2,15 @@
 and moves and casts (to, cuda, cpu, float, double, long, type). A mixin of engine.tensor.Tensor."""
 import numpy as np
 
+from . import autograd
 from .backend import check_device, device_of, flush_checks, to_device
+
+
+def _read(what):
+    if autograd._CAPTURE is not None:
+        autograd._CAPTURE.refuse(f"read a tensor's value into Python ({what})",
+                                 "return the tensor from the step and read it after the call (a branch on a "
+                                 "value, `if loss < x:`, would run only when captured)")
 
 float16, float32, float64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 int32, int64, bool_ = np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_)
@@ -11,9 +19,11 @@ int32, int64, bool_ = np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_)
 class Conversions:
     def numpy(self):
         """The values as a NumPy array: the array itself on the CPU, a host copy of a "cuda" tensor."""
+        _read("numpy()")
         return self._data if device_of(self._data) == "cpu" else to_device(self._data, "cpu")
 
     def item(self):
+        _read("item()")
         if self._data.size != 1:
             raise RuntimeError(f"item(): a tensor with {self._data.size} elements cannot be converted to a Python "
                                "number")
@@ -22,6 +32,7 @@ class Conversions:
         return self._data.reshape(()).item()
 
     def tolist(self):
+        _read("tolist()")
         return self.numpy().tolist()
 
     def _scalar(self, kind):
@@ -54,6 +65,7 @@ class Conversions:
     def __array__(self, dtype=None, copy=None):
         """NumPy's view of a CPU tensor (no copy). A "cuda" tensor refuses, as a CuPy array does: copy it to the
         host explicitly with .cpu() or .numpy()."""
+        _read("__array__")
         if device_of(self._data) != "cpu":
             raise TypeError("a 'cuda' tensor cannot be converted to a NumPy array implicitly; copy it to the host "
                             "first with .cpu() or .numpy()")

@@ -13,6 +13,7 @@ import numbers
 
 import numpy as np
 
+from ._capture import refuse, replayable
 from .autograd import bump_version, is_grad_enabled
 from .backend import array_module
 from .tensor_ops import SetView, view_of
@@ -92,14 +93,9 @@ def apply(t, op, tensor_fn, raw_fn, operands=()):
     tape); `tensor_fn` is the differentiable out-of-place form used on the tape. Returns t."""
     _writable(t, op)
     if not (is_grad_enabled() and (t.requires_grad or _requires(operands))):
-        raws = [_raw(t, o, op) for o in operands]
-        try:
-            raw_fn(t._data, *raws)
-        except (TypeError, ValueError) as e:
-            raise _explain(t, op, operands, e) from None
-        bump_version(t._data)
-        return t
+        return _apply_raw(t, op, raw_fn, operands)
     _refuse_leaf(t, op)
+    refuse(f"did {op} on the tape (a tensor that requires grad)", "use the out-of-place form")
     if t._base is None:
         old = _snapshot(t)
         new = tensor_fn(old, *operands)
@@ -119,22 +115,39 @@ def apply(t, op, tensor_fn, raw_fn, operands=()):
     return t
 
 
+@replayable
+def _apply_raw(t, op, raw_fn, operands):
+    raws = [_raw(t, o, op) for o in operands]
+    try:
+        raw_fn(t._data, *raws)
+    except (TypeError, ValueError) as e:
+        raise _explain(t, op, operands, e) from None
+    bump_version(t._data)
+    return t
+
+
+@replayable
+def _setitem_raw(t, idx, value, op):
+    v = _raw(t, value, op)
+    if getattr(v, "ndim", 0):
+        v = _drop_leading_ones(v, np.shape(t._data[idx]))
+    try:
+        t._data[idx] = v
+    except (TypeError, ValueError) as e:
+        raise _explain(t, op, (value,), e) from None
+    bump_version(t._data)
+
+
 def setitem(t, idx, value, op="t[idx] = value"):
     """t[idx] = value, PyTorch's semantics (value broadcast to the region, cast to t's dtype); also fill_ and
     copy_ (idx = Ellipsis)."""
     from .tensor import Tensor
     _writable(t, op)
     if not (is_grad_enabled() and _requires((t, value))):
-        v = _raw(t, value, op)
-        if getattr(v, "ndim", 0):
-            v = _drop_leading_ones(v, np.shape(t._data[idx]))
-        try:
-            t._data[idx] = v
-        except (TypeError, ValueError) as e:
-            raise _explain(t, op, (value,), e) from None
-        bump_version(t._data)
+        _setitem_raw(t, idx, value, op)
         return
     _refuse_leaf(t, op)
+    refuse(f"did {op} on the tape (a tensor that requires grad)", "use the out-of-place form")
     base = t._base if t._base is not None else t
     fns = t._view_fns if t._base is not None else ()
     if not isinstance(value, Tensor):

@@ -105,6 +105,9 @@ def version(array):
 
 def bump_version(array):
     """Record that `array`'s memory was modified in place (in-place tensor ops and optimizer steps call it)."""
+    if _CAPTURE is not None:
+        _CAPTURE.refuse("modified an array in place outside an op", "use the tensor's in-place methods "
+                        "(add_, copy_, t[idx] = v) or an optimizer")
     r = _root(array)
     k = id(r)
     e = _VERSIONS.get(k)
@@ -280,6 +283,12 @@ def _check_saved(ctx):
 
 def backward(root, grad, retain_graph=False):
     """Run each recorded op's backward from tensor `root`, seeded with `grad` (an array of root's shape)."""
+    if _CAPTURE is not None and _CAPTURE.recording():        # engine.compile records the schedule
+        return _CAPTURE.backward(root, grad, retain_graph)
+    return _backward(root, grad, retain_graph)
+
+
+def _backward(root, grad, retain_graph):
     start = root._ctx if root._ctx is not None else root
     grads = {id(start): grad}
     prev_cbs = _local.callbacks
@@ -351,4 +360,5 @@ def _accumulate(leaf, g):
 
 from .backend import device_of  # noqa: E402  (backend imports nothing from here)
 
+_CAPTURE = None        # the engine.compile recorder while a step is being captured (engine._capture)
 Tensor = None          # engine.tensor sets it once the class exists (it imports this module first)

@@ -8,6 +8,7 @@ import numbers
 
 import numpy as np
 
+from . import autograd
 from .backend import check_device, cupy, device_of, to_device
 from .tensor import Tensor, float32
 
@@ -242,10 +243,16 @@ def manual_seed(seed):
 
 
 def default_generator():
+    if autograd._CAPTURE is not None:
+        autograd._CAPTURE.refuse("drew random numbers outside an op (they would be frozen into the capture)",
+                                 "draw them outside the compiled step and pass them in")
     return _rng
 
 
 def _draw(draw, size, dtype, device, requires_grad, generator, size_kw):
+    if autograd._CAPTURE is not None:
+        autograd._CAPTURE.refuse("drew random numbers outside an op (they would be frozen into the capture)",
+                                 "draw them outside the compiled step and pass them in")
     g = generator or _rng
     dt = float32 if dtype is None else _dtype_arg(dtype)
     if dt.kind != "f":

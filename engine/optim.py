@@ -5,6 +5,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ._capture import replayable
 from .autograd import bump_version
 from .backend import array_module, device_of, kernels_for, to_device
 from .tensor import Tensor
@@ -30,6 +31,12 @@ class Optimizer:
     parameter must be a leaf tensor, in one group only and once (PyTorch only warns about a repeat within a
     group: it would be stepped twice). A parameter that does not require grad is kept and skipped while it
     has no gradient (freeze now, unfreeze later, as in PyTorch)."""
+
+    def __init_subclass__(cls, **kwargs):
+        # every optimizer's step (a user's subclass too) is one call that engine.compile records and replays
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:
+            cls.step = replayable(cls.__dict__["step"])
 
     def __init__(self, params, defaults):
         if isinstance(params, (Tensor, dict)):
@@ -83,6 +90,7 @@ class Optimizer:
         check_hyper("lr", group["lr"])
         check_hyper("weight_decay", group["weight_decay"])
 
+    @replayable
     def zero_grad(self, set_to_none=True):
         for g in self.param_groups:
             for p in g["params"]:

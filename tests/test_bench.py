@@ -175,7 +175,7 @@ def test_bench_compare_fails_on_a_slowed_kernel(tmp_path):
 
 @pytest.mark.timeout(600)
 def test_steps_run_each_library_alone_in_the_environment_the_user_had(tmp_path):
-    """`python -m bench steps`: a fresh process per library and run, alternating engine, torch, engine, torch;
+    """`python -m bench steps`: a fresh process per library and run, alternating engine, engine-compiled, torch;
     each gets the environment the command was started with: not the op suite's OMP_WAIT_POLICY, but the user's
     own OPENBLAS_THREAD_TIMEOUT (a value the suite would not set)."""
     import importlib.util
@@ -195,7 +195,7 @@ def test_steps_run_each_library_alone_in_the_environment_the_user_had(tmp_path):
     st = data["steps"]
     assert st["env"]["not_passed_on"] == {"OMP_WAIT_POLICY": "PASSIVE"}  # ...and passed on nothing of it
     assert st["cpu"] and st["isa"] and "x torch" in proc.stdout
-    libs = ["engine", "torch"] if importlib.util.find_spec("torch") else ["engine"]
+    libs = ["engine", "engine-compiled"] + (["torch"] if importlib.util.find_spec("torch") else [])
     assert st["libs"] == libs
     (row,) = st["rows"]
     assert row["model"] == "gru_lm" and row["status"] == "ok", row
@@ -206,7 +206,7 @@ def test_steps_run_each_library_alone_in_the_environment_the_user_had(tmp_path):
         assert "OMP_WAIT_POLICY" not in r["env"] and r["env"]["OPENBLAS_THREAD_TIMEOUT"] == "2", r["env"]
         assert r["env_as_given"] and r["steps"] == 3 and len(r["times_s"]) == 3
         assert 0 < r["min_s"] <= r["median_s"] and np.isfinite(r["last_loss"])
-        other = {"engine": "torch", "torch": "numba"}[r["lib"]]
+        other = {"engine": "torch", "engine-compiled": "torch", "torch": "numba"}[r["lib"]]
         assert not r["imported"][other], r["imported"]                  # the library alone in its process
     for lib in libs:
         assert row["median_s"][lib] == min(r["median_s"] for r in row["runs"][lib])
@@ -217,6 +217,9 @@ def test_steps_run_each_library_alone_in_the_environment_the_user_had(tmp_path):
         assert lc["max_rel_diff"] <= steps.LOSS_TOL["float32"], lc
         assert row["threads"]["torch"]["torch"] >= 1
     assert row["threads"]["engine"]["numba"] >= 1
+    assert row["compiled_losses"] == row["runs"]["engine"][0]["losses"]   # the replay computes the eager step
+    if "torch" in libs:
+        assert row["ratio_compiled"] == pytest.approx(row["median_s"]["torch"] / row["median_s"]["engine-compiled"])
 
 
 def test_steps_fail_when_the_two_models_disagree_and_reject_unknown_models():
@@ -227,6 +230,11 @@ def test_steps_fail_when_the_two_models_disagree_and_reject_unknown_models():
             "torch": [run("torch", 3.0, [2.3, 2.2]), run("torch", 4.0, [2.3, 2.2])]}
     row = steps._model_row("m", "shape", {}, good, 1e-3)
     assert row["status"] == "ok" and row["ratio"] == 3.0               # best median each: 3.0 / 1.0
+    compiled = lambda losses: dict(good, **{"engine-compiled": [run("engine-compiled", 0.5, losses)]})  # noqa: E731
+    row = steps._model_row("m", "shape", {}, compiled([2.3, 2.2]), 1e-3)
+    assert row["status"] == "ok" and row["ratio_compiled"] == 6.0
+    row = steps._model_row("m", "shape", {}, compiled([2.3, 2.1]), 1e-3)
+    assert row["status"] == "FAIL" and "engine.compile" in row["why"]
     bad = dict(good, torch=[run("torch", 3.0, [2.3, 2.3]), run("torch", 4.0, [2.3, 2.3])])
     row = steps._model_row("m", "shape", {}, bad, 1e-3)
     assert row["status"] == "FAIL" and "losses differ" in row["why"]

@@ -2,10 +2,12 @@
 comparisons, for Tensors, Python/NumPy numbers and array-likes. engine/tensor.py binds them."""
 import numbers
 import operator
+import sys
 
 import numpy as np
 
 from .. import tensor_ops as _ops
+from .._capture import refuse, replayable
 from ..backend import array_module as _array_module, device_of as _device_of
 from ..ops.pointwise import FloorDivide, PowTensor, Remainder
 from ..tensor import Tensor, float32
@@ -30,13 +32,15 @@ def _lift(t, other):
         return other.item()
     if isinstance(other, (Tensor, numbers.Number)):
         return other
-    return _wrap_like(_xp(t._data).asarray(other, dtype=t.dtype), t)
+    return Tensor._wrap(_xp(t._data).asarray(other, dtype=t.dtype))      # a constant, on t's device
 
 
 def _wrap_like(array, like):
     """`array`, computed from `like`'s data (a Tensor or an array), as a tensor; an op that let a result slip
     off like's device is a bug, reported here rather than as a device mix-up later."""
     data = like._data if isinstance(like, Tensor) else like
+    refuse(f"computed a tensor outside the recorded ops (in {sys._getframe(1).f_code.co_name})",
+           "compute it outside the compiled step and pass it in as an argument")
     if type(array) is not type(data) and _device_of(array) != _device_of(data):
         raise RuntimeError(f"internal: a result on {_device_of(array)} for data on {_device_of(data)}")
     return Tensor._wrap(array)
@@ -66,9 +70,7 @@ def _arith(op, a, b):
     if op in _BITWISE:
         if rt.kind == "f":
             raise TypeError(f"{_BITWISE[op]}: only defined for bool and integer tensors, got dtype {rt}")
-        x = a if isinstance(a, Tensor) else b
-        raw = [v._data if isinstance(v, Tensor) else v for v in (a, b)]
-        return _wrap_like(getattr(_xp(x._data), _BITWISE[op])(*raw), x)
+        return _bitwise(op, a, b)
     if op == "pow":
         negative = bool((b._data < 0).any()) if isinstance(b, Tensor) else b < 0
         if rt.kind in "iu" and negative:
@@ -79,6 +81,14 @@ def _arith(op, a, b):
     return _OPS[op].apply(a, b)
 
 
+@replayable
+def _bitwise(op, a, b):
+    x = a if isinstance(a, Tensor) else b
+    raw = [v._data if isinstance(v, Tensor) else v for v in (a, b)]
+    return _wrap_like(getattr(_xp(x._data), _BITWISE[op])(*raw), x)
+
+
+@replayable
 def _compare(a, o, op):
     """a <op> o elementwise after type promotion (a Tensor, o a Tensor or a number): a bool tensor."""
     o = _lift(a, o)

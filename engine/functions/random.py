@@ -8,6 +8,7 @@ import numbers
 
 import numpy as np
 
+from .. import autograd
 from ..autograd import no_grad
 from ..backend import check_device, to_device
 from ..creation import _dtype_arg, _shape, default_generator, rand, randn
@@ -19,7 +20,12 @@ __all__ = ["normal", "randint", "randperm", "bernoulli", "multinomial", "rand_li
 
 
 def _gen(generator):
-    return generator if generator is not None else default_generator()
+    if generator is None:
+        return default_generator()
+    if autograd._CAPTURE is not None:
+        autograd._CAPTURE.refuse("drew random numbers outside an op (they would be frozen into the capture)",
+                                 "draw them outside the compiled step and pass them in")
+    return generator
 
 
 def _place(a, like=None, device=None):

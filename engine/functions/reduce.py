@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from .._capture import replayable
 from ..backend import array_module
 from ..ops import indexing as I
 from ..tensor import Tensor, _axes, _dim, _dim_arg, _keep_arg, _wrap_like
@@ -116,6 +117,7 @@ def amin(input, dim=(), keepdim=False):
     return _amax(x, "min", _axes(None if dim in ((), None) else dim, x.ndim), keepdim)
 
 
+@replayable
 def _arg(x, fn, d, keepdim):
     """argmax/argmin along dim d (None: of the flattened tensor), as an int64 tensor."""
     if x.numel() == 0:

@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from .. import functional as F
+from .._capture import refuse
 from .._checks import as_pair, check_positive_int
 from ..autograd import is_grad_enabled
 from ..tensor import Tensor, float32
@@ -153,8 +154,10 @@ class _BatchNorm(Module):
                              f"got shape {x.shape}")
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked._data += 1
+            self.num_batches_tracked.add_(1)      # an in-place op: a step replayed by engine.compile counts too
             if self.momentum is None:        # cumulative moving average, as in PyTorch
+                refuse("used BatchNorm with momentum=None (its momentum is read from the batch count)",
+                       "give the BatchNorm a momentum")
                 momentum = 1.0 / float(self.num_batches_tracked._data)
         use_batch_stats = self.training or not self.track_running_stats
         return F.batch_norm(x, self.running_mean if not self.training or self.track_running_stats else None,

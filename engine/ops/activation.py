@@ -77,7 +77,9 @@ def gelu(input, approximate="none"):
 class Dropout(Function):
     @staticmethod
     def forward(ctx, x, p, generator):
-        # one seed from the host generator; the mask is a counter hash of (seed, element), drawn where x is
+        # one seed from the host generator (drawn here, in the op, so that a step replayed by engine.compile
+        # draws a new one each time); the mask is a counter hash of (seed, element), drawn where x is
+        generator = generator if generator is not None else default_generator()
         y, ctx.mask = kernels_for(x).dropout_fwd(x, int(generator.integers(0, 2**63 - 1)), p)
         ctx.p = p
         return y
@@ -103,4 +105,4 @@ def dropout(input, p=0.5, training=True, generator=None):
         raise TypeError(f"training: expected a bool, got {training!r}")
     if not training or p == 0:
         return input
-    return Dropout.apply(input, float(p), generator or default_generator())
+    return Dropout.apply(input, float(p), generator)

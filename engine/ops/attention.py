@@ -14,11 +14,16 @@ __all__ = ["scaled_dot_product_attention"]
 
 
 class ScaledDotProductAttention(Function):
-    """forward(q, k, v, *, mask, is_causal, scale, valid_lens, dropout_p, seed) -> o; saves q, k, v, o, lse.
-    The mask, valid_lens and the dropout seed are constants (no gradient)."""
+    """forward(q, k, v, *, mask, is_causal, scale, valid_lens, dropout_p) -> o; saves q, k, v, o, lse.
+    The mask, valid_lens and the dropout seed are constants (no gradient). The seed is drawn here, in the op,
+    so that every call of a step replayed by engine.compile draws a new one."""
 
     @staticmethod
-    def forward(ctx, q, k, v, *, mask, is_causal, scale, valid_lens, dropout_p, seed):
+    def forward(ctx, q, k, v, *, mask, is_causal, scale, valid_lens, dropout_p):
+        if valid_lens is not None and valid_lens.size:        # here, in the op: a replay checks each call's
+            check_values((valid_lens < 0).any(),
+                         lambda: f"valid_lens: lengths must be >= 0, got {int(valid_lens.min())}")
+        seed = int(default_generator().integers(0, 2 ** 63)) if dropout_p > 0 else 0
         ctx.args = (mask, is_causal, scale, valid_lens, dropout_p, seed)
         o, lse = kernels_for(q).sdpa_fwd(q, k, v, *ctx.args)
         ctx.save_for_backward(q, k, v, o, lse)
@@ -114,8 +119,5 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         if valid_lens.shape not in want:
             raise ValueError(f"valid_lens: expected shape {want[0]} or {want[1]}, got {valid_lens.shape}")
         vl = valid_lens
-        if vl.size:
-            check_values((vl < 0).any(), lambda: f"valid_lens: lengths must be >= 0, got {int(vl.min())}")
-    seed = int(default_generator().integers(0, 2 ** 63)) if p > 0 else 0
     return ScaledDotProductAttention.apply(query, key, value, mask=mask, is_causal=bool(is_causal), scale=scale,
-                                           valid_lens=vl, dropout_p=p, seed=seed)
+                                           valid_lens=vl, dropout_p=p)

@@ -11,6 +11,12 @@ __all__ = ["embedding"]
 class Embedding(Function):
     @staticmethod
     def forward(ctx, idx, w, padding_idx):
+        num = w.shape[0]
+        if idx.size:          # checked here, in the op, so that a step replayed by engine.compile checks too
+            def message():
+                lo, hi = int(idx.min()), int(idx.max())
+                return f"input: index {lo if lo < 0 else hi} is out of range for an embedding of {num} rows"
+            check_values(((idx < 0) | (idx >= num)).any(), message)
         ctx.idx, ctx.num, ctx.padding_idx, ctx.k = idx, w.shape[0], padding_idx, kernels_for(w)
         return ctx.k.embedding_fwd(idx, w)
 
@@ -32,10 +38,4 @@ def embedding(input, weight, padding_idx=None):
         if not isinstance(padding_idx, numbers.Integral) or not -num <= padding_idx < num:
             raise ValueError(f"padding_idx: must be an int in [-{num}, {num}), got {padding_idx!r}")
         padding_idx = int(padding_idx) % num
-    idx = input._data
-    if idx.size:
-        def message():
-            lo, hi = int(idx.min()), int(idx.max())
-            return f"input: index {lo if lo < 0 else hi} is out of range for an embedding of {num} rows"
-        check_values(((idx < 0) | (idx >= num)).any(), message)
     return Embedding.apply(input, weight, -1 if padding_idx is None else padding_idx)

@@ -3,6 +3,7 @@ import numbers
 
 import numpy as np
 
+from .._capture import replayable
 from .._checks import check_tensor
 from ..backend import array_module, check_values
 from ..tensor import _wrap_like
@@ -10,6 +11,7 @@ from ..tensor import _wrap_like
 __all__ = ["one_hot"]
 
 
+@replayable
 def one_hot(tensor, num_classes=-1):
     """(...) int64 indices -> (..., num_classes) int64 with a 1 at each index. num_classes=-1 takes
     max(index) + 1 (a host read). Indices must be in [0, num_classes)."""

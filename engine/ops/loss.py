@@ -23,6 +23,11 @@ class _CrossEntropy(Function):
     @staticmethod
     def forward(ctx, x, target, reduction, label_smoothing, ignore_index):
         xp = array_module(x)
+        C = x.shape[0] if x.ndim == 1 else x.shape[1]
+        # checked here, in the op, so that a step replayed by engine.compile checks each call's targets
+        bad = ((target < 0) | (target >= C)) & (target != ignore_index)
+        check_values(bad.any(), lambda: f"target: class index {int(target[bad].reshape(-1)[0])} is out of range "
+                                        f"[0, {C}) and is not ignore_index ({ignore_index})")
         if x.ndim == 1:
             C = x.shape[0]
             x2, t = x.reshape(1, C), target.reshape(1)
@@ -96,10 +101,6 @@ def cross_entropy(input, target, reduction="mean", label_smoothing=0.0, ignore_i
     C = shape[0] if input.ndim == 1 else shape[1]
     if C == 0:
         raise ValueError(f"input: needs at least one class, got shape {shape}")
-    t = target._data
-    bad = ((t < 0) | (t >= C)) & (t != ignore_index)
-    check_values(bad.any(), lambda: f"target: class index {int(t[bad].reshape(-1)[0])} is out of range [0, {C}) "
-                                    f"and is not ignore_index ({ignore_index})")
     return _CrossEntropy.apply(input, target, reduction, label_smoothing, ignore_index)
 
 

@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from .._checks import check_float_inputs, check_int, check_reduction, check_same_device, check_tensor
+from .._capture import refuse
 from ..backend import array_module, check_values
 from ..tensor import _wrap_like
 from .indexing import TakeAlong
@@ -35,6 +36,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     C = shape[0] if input.ndim == 1 else shape[1]
     if weight is not None and weight.shape != (C,):
         raise ValueError(f"weight: expected shape ({C},) (one weight per class), got {weight.shape}")
+    refuse("used nll_loss (its indices are computed outside the recorded ops)",
+           "use cross_entropy on the logits (log_softmax and nll_loss in one op)")
     xp = array_module(input._data)
     t = target._data
     bad = ((t < 0) | (t >= C)) & (t != ignore_index)

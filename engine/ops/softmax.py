@@ -86,8 +86,18 @@ class _MaskedSoftmax(Function):
     """Softmax over the first lens[r] keys of each row; saves y and the per-row lengths."""
 
     @staticmethod
-    def forward(ctx, x, lens):
+    def forward(ctx, x, valid_lens):
+        # the lengths' check and layout happen here, in the op, so that a step replayed by engine.compile
+        # checks and uses each call's lengths
         K = x.shape[-1]
+        vshape = valid_lens.shape
+        if valid_lens.size:
+            check_values(((valid_lens < 0) | (valid_lens > K)).any(),
+                         lambda: f"valid_lens: every length must be in [0, {K}] (the number of keys), "
+                                 f"got values in [{int(valid_lens.min())}, {int(valid_lens.max())}]")
+        xp = array_module(valid_lens)
+        lens = valid_lens.astype(np.int64).reshape(vshape + (1,) * (x.ndim - 1 - len(vshape)))
+        lens = xp.ascontiguousarray(xp.broadcast_to(lens, tuple(x.shape[:-1]))).reshape(-1)
         x2 = x.reshape(-1, K) if K else x.reshape(lens.size, 0)
         ctx.y2 = kernels_for(x).masked_softmax_fwd(x2, lens)
         ctx.lens = lens
@@ -121,14 +131,5 @@ def masked_softmax(X, valid_lens):
     if not (1 <= len(vshape) < X.ndim and vshape == tuple(X.shape[:len(vshape)])):
         raise ValueError(f"valid_lens: shape {vshape} does not match X of shape {tuple(X.shape)}: expected "
                          f"(B,) = {tuple(X.shape[:1])} or (B, Q) = {tuple(X.shape[:2])}, a prefix of X.shape[:-1]")
-    lens = valid_lens._data
-    K = X.shape[-1]
-    if lens.size:
-        check_values(((lens < 0) | (lens > K)).any(),
-                     lambda: f"valid_lens: every length must be in [0, {K}] (the number of keys), "
-                             f"got values in [{int(lens.min())}, {int(lens.max())}]")
-    xp = array_module(lens)
-    lens = lens.astype(np.int64).reshape(vshape + (1,) * (X.ndim - 1 - len(vshape)))
-    lens = xp.ascontiguousarray(xp.broadcast_to(lens, tuple(X.shape[:-1]))).reshape(-1)
-    return _MaskedSoftmax.apply(X, lens)
+    return _MaskedSoftmax.apply(X, valid_lens._data)
 

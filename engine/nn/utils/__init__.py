@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 
+from ..._capture import replayable
 from ...autograd import bump_version
 from ...backend import array_module
 from ...tensor import Tensor
@@ -11,6 +12,7 @@ from ...tensor import Tensor
 __all__ = ["clip_grad_norm_"]
 
 
+@replayable
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
     """Scale the gradients in place so that their joint norm is at most `max_norm`; return the norm before
     clipping as a 0-d Tensor on the gradients' device (as PyTorch does: `float(norm)` or `.item()` reads it).
