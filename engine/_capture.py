@@ -76,6 +76,7 @@ class _Recorder:
         self.nops = 0
         self.modules = {}           # id -> module called during the capture (guard: its training flag)
         self.leaves = {}            # id -> leaf tensor read (guard: its requires_grad)
+        self.walked = set()         # ids of the nodes a recorded backward went through
 
     def recording(self):
         return self.depth == 0 and threading.get_ident() == self.thread
@@ -180,6 +181,7 @@ class _Recorder:
         start = root._ctx if root._ctx is not None else root
         order = list(reversed(_toposort(start)))
         index = {id(n): i for i, n in enumerate(order)}
+        self.walked.update(index)
         plan = []
         for node in order:
             if isinstance(node, Function):
@@ -480,7 +482,7 @@ class CompiledStep:
                 Module.__call__ = module_call
         result = rec.tree(out, "the step's result") if out is not None else (_CONST, None)
         for t in _tensors_in(out):
-            if t._ctx is not None and not t._ctx.__dict__.get("_freed"):
+            if t._ctx is not None and id(t._ctx) not in rec.walked:
                 raise CaptureError("engine.compile: the step returns a tensor whose graph was not backpropagated "
                                    "inside it; call backward() in the step, or return t.detach()")
         mods = {id(s): s for m in rec.modules.values() for s in m.modules()}   # a child run by its parent too

@@ -377,7 +377,12 @@ class Tensor(Conversions, InPlace):
         return self
 
     def __getitem__(self, idx):
-        return _ops.Index.apply(self, idx=_raw_index(idx))
+        raw = _raw_index(idx)
+        if autograd._CAPTURE is not None and _has_mask(raw):
+            autograd._CAPTURE.refuse("indexed with a boolean mask (the result's shape depends on the mask's "
+                                     "values, and shapes computed from it would be frozen)",
+                                     "use engine.where(mask, x, 0) or multiply by the mask")
+        return _ops.Index.apply(self, idx=raw)
 
 
 def _xp(a):
@@ -468,6 +473,10 @@ def stack(tensors, dim=0):
 
 
 autograd.Tensor = Tensor
+def _has_mask(idx):
+    return any(getattr(i, "dtype", None) == bool_ for i in (idx if isinstance(idx, tuple) else (idx,)))
+
+
 from . import tensor_ops as _ops  # noqa: E402  (it imports autograd, which needs Tensor set)
 from .creation import (arange, as_tensor, default_generator, empty, empty_like, from_dlpack,  # noqa: E402,F401
                        from_numpy, manual_seed, ones, ones_like, rand, randn, tensor, zeros, zeros_like)

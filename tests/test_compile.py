@@ -226,6 +226,12 @@ def test_a_capture_refuses_what_a_replay_could_not_repeat():
         (net(x).sum() + outside).backward()
     _refused(old_graph, x, match="before the capture")
 
+    def masked(x):
+        with engine.no_grad():
+            h = net(x)
+            return h[h > 0].mean()
+    _refused(masked, x, match="boolean mask")
+
     def raw_write(x):
         with engine.no_grad():
             out = net(x)
@@ -250,3 +256,46 @@ def test_bad_arguments_raise_clear_errors():
     x = engine.zeros(2, 6, requires_grad=True)
     with pytest.raises(CaptureError, match="argument 0 has a graph"):
         engine.compile(lambda t: t)(x * 2)
+
+
+def test_lengths_masks_and_indices_are_read_anew_and_checked_on_every_replay():
+    """Arguments that reach an op as raw arrays (valid_lens, an index array, embedding indices, targets) are
+    the step's values, not constants of the capture; their value checks run on every replay."""
+    engine.manual_seed(0)
+    emb = nn.Embedding(10, 8)
+    q = nn.Linear(8, 8)
+
+    def step(tokens, lens, target, pick):
+        h = emb(tokens)                                             # (2, 5, 8)
+        scores = q(h) @ h.transpose(1, 2)                           # (2, 5, 5)
+        w = F.masked_softmax(scores, lens)
+        att = F.scaled_dot_product_attention(h, h, h, valid_lens=lens)
+        logits = (w @ h + att).sum(dim=1)[:, :3]                    # (2, 3)
+        loss = F.cross_entropy(logits, target) + (h[:, pick] ** 2).mean()
+        loss.backward()
+        return loss, emb.weight.grad.clone()
+
+    compiled = engine.compile(step)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        args = (engine.tensor(rng.integers(0, 10, (2, 5))), engine.tensor(rng.integers(1, 6, 2)),
+                engine.tensor(rng.integers(0, 3, 2)), engine.tensor(rng.integers(0, 5, 3)))
+        emb.weight.grad = q.weight.grad = q.bias.grad = None
+        want = [t.numpy().copy() for t in step(*args)]
+        emb.weight.grad = q.weight.grad = q.bias.grad = None
+        got = [t.numpy() for t in compiled(*args)]
+        for a, b in zip(want, got):
+            np.testing.assert_array_equal(a, b)
+    assert compiled.captures == 1
+    bad = list(args)
+    bad[0] = engine.tensor(np.full((2, 5), 10))
+    with pytest.raises(ValueError, match="out of range for an embedding"):
+        compiled(*bad)
+    bad = list(args)
+    bad[2] = engine.tensor(np.array([0, 3]))
+    with pytest.raises(ValueError, match="target: class index 3"):
+        compiled(*bad)
+    bad = list(args)
+    bad[1] = engine.tensor(np.array([1, 6]))
+    with pytest.raises(ValueError, match="valid_lens"):
+        compiled(*bad)
