@@ -69,7 +69,9 @@ def direct_fwd(x, w, b, y, pt, pl, dh, dw, KB, act):
                                     au[q] += wv * xr[q]
             for u in range(nk):
                 for oh in range(Ho):
-                    y[n, k + u, oh, :] = acc[u, oh * Wp: oh * Wp + Wo]
+                    dst, src = y[n, k + u, oh], acc[u, oh * Wp: oh * Wp + Wo]
+                    for q in range(Wo):        # a loop: a slice copy compiles Numba's shape-error path
+                        dst[q] = src[q]
                 if act != 0:
                     act_inplace(y[n, k + u].reshape(-1), act)
             k += nk

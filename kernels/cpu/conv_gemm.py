@@ -141,7 +141,6 @@ def _im2col_row(plane, row, Ho, Wo, oi, oj, sh, sw):
             row[base + q] = 0
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
 def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok, ni):
     """Weight and bias gradient partials: part (NB, K, R + 1) float64, overwritten; column r < R is
     dW[k, c, i, j] at r = (c*kh + i)*kw + j, column R is db (R = 0 when only db is wanted).
@@ -149,27 +148,53 @@ def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok
     x (N, C, H, W); dout (N, K, Ho, Wo); G groups. part[blk] sums images n = blk, blk + NB, ... (a split
     fixed by the shapes, not by the thread count); the caller sums over axis 0. ni images of a block go
     through one micro-kernel call, their stretches of A and B laid end to end (a small plane's reduction
-    alone is too short to pay for the micro-kernel's horizontal sums: ResNet's 8x8 planes have 78 pixels). prange over (block, group,
-    chunk of (R + 1) / nrc columns); each iteration owns its part entries. Per image the micro-kernel dots
-    dout rows (A) with one row per column (B; the db row is all ones):
+    alone is too short to pay for the micro-kernel's horizontal sums: ResNet's 8x8 planes have 78 pixels).
+    prange over (block, group, chunk of (R + 1) / nrc columns); each iteration owns its part entries. Per
+    image the micro-kernel dots dout rows (A) with one row per column (B; the db row is all ones):
       stride 1 (and flat_ok): B rows are shifted windows of the zero-padded input planes (no im2col copy) and
                 A rows are dout with zeros in the padding columns: the flat-plane trick of conv_direct. Those
                 zeros meet inputs outside the window: an inf or NaN there makes 0 * inf = NaN, so the launcher
                 reruns with flat_ok False when the result is not finite;
       stride > 1 (or not flat_ok): B rows are im2col rows of x and A rows are dout's (exact windows).
+    Two kernels, one per way of building B: a first use compiles only the one it needs.
     """
-    N, C, H, W = x.shape
+    if sh == 1 and sw == 1 and flat_ok:
+        _gemm_dw_flat(x, dout, part, G, kh, kw, pt, pl, dh, dw, nrc, zero, ni)
+    else:
+        _gemm_dw_cols(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, ni)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _dw_fill_a(A, dout, n, g, Kg, LA, a0, Wp):
+    """Image n's dout rows of group g into A: row k at k*LA + a0, output row oh at + oh*Wp."""
+    Ho, Wo = dout.shape[2], dout.shape[3]
+    for k in range(Kg):
+        for oh in range(Ho):
+            a = k * LA + a0 + oh * Wp
+            src = dout[n, g * Kg + k, oh]
+            for q in range(Wo):        # a loop, not a slice copy: that one compiles Numba's shape-error path
+                A[a + q] = src[q]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _dw_add(acc, out, g, Kg, r0, nr):
+    for k in range(Kg):
+        for rr in range(nr):
+            acc[g * Kg + k, r0 + rr] += out[k, rr]
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
+def _gemm_dw_flat(x, dout, part, G, kh, kw, pt, pl, dh, dw, nrc, zero, ni):
+    """gemm_dw at stride 1: B rows are shifted windows of the zero-padded input planes."""
+    N, C = x.shape[0], x.shape[1]
     NB, K, R1 = part.shape
     R = R1 - 1
     T = kh * kw
-    Cg = C // G
-    Kg = K // G
+    Cg, Kg = C // G, K // G
     Ho, Wo = dout.shape[2], dout.shape[3]
-    flat = sh == 1 and sw == 1 and flat_ok
-    Wp = Wo + (kw - 1) * dw if flat else Wo
-    Hp = Ho + (kh - 1) * dh if flat else Ho
+    Wp = Wo + (kw - 1) * dw
+    S = (Ho + (kh - 1) * dh) * Wp                # one image's stretch of a row of A or B
     L = (Ho - 1) * Wp + Wo
-    S = Hp * Wp if flat else L                   # one image's stretch of a row of A or B
     LA = (ni - 1) * S + L                        # reduction length of a group of ni images
     rc = (R1 + nrc - 1) // nrc
     for t in prange(NB * G * nrc):
@@ -182,19 +207,14 @@ def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok
         c_lo = min(r0 // T, Cg)
         c_hi = min(Cg, (r0 + nr - 1) // T + 1)
         A = np.zeros(Kg * LA, x.dtype)
-        B = np.empty(((c_hi - c_lo) * ni * S if flat else nr * LA) + LA, x.dtype)
+        B = np.empty((c_hi - c_lo) * ni * S + LA, x.dtype)
         ones = B.shape[0] - LA
         B[ones:] = 1
         aoff = np.arange(Kg) * LA
         boff = np.empty(nr, np.int64)
         for rr in range(nr):
             r = r0 + rr
-            if r == R:
-                boff[rr] = ones
-            elif flat:
-                boff[rr] = (r // T - c_lo) * ni * S + ((r // kw) % kh) * dh * Wp + (r % kw) * dw
-            else:
-                boff[rr] = rr * LA
+            boff[rr] = ones if r == R else (r // T - c_lo) * ni * S + ((r // kw) % kh) * dh * Wp + (r % kw) * dw
         out = np.empty((Kg, nr), x.dtype)
         acc = part[blk]
         acc[g * Kg:(g + 1) * Kg, r0:r0 + nr] = 0.0
@@ -202,25 +222,57 @@ def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok
             m_hi = min(ni, (N - n0 + NB - 1) // NB)    # images n0, n0 + NB, ... of this group
             for m in range(m_hi):
                 n = n0 + m * NB
-                for k in range(Kg):
-                    for oh in range(Ho):
-                        a0 = k * LA + m * S + oh * Wp
-                        A[a0:a0 + Wo] = dout[n, g * Kg + k, oh]
-                if flat:
-                    for c in range(c_lo, c_hi):
-                        b0 = (c - c_lo) * ni * S + m * S
-                        _pad_plane(x[n, g * Cg + c], B[b0:b0 + S], pt, pl, Wp)
-                else:
-                    for rr in range(nr):
-                        r = r0 + rr
-                        if r < R:
-                            b0 = rr * LA + m * S
-                            _im2col_row(x[n, g * Cg + r // T], B[b0:b0 + L], Ho, Wo,
-                                        ((r // kw) % kh) * dh - pt, (r % kw) * dw - pl, sh, sw)
+                _dw_fill_a(A, dout, n, g, Kg, LA, m * S, Wp)
+                for c in range(c_lo, c_hi):
+                    b0 = (c - c_lo) * ni * S + m * S
+                    _pad_plane(x[n, g * Cg + c], B[b0:b0 + S], pt, pl, Wp)
             _dot_tile(A, aoff, Kg, B, boff, nr, (m_hi - 1) * S + L, out, zero)
-            for k in range(Kg):
+            _dw_add(acc, out, g, Kg, r0, nr)
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
+def _gemm_dw_cols(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, ni):
+    """gemm_dw on exact windows (any stride): B rows are im2col rows of x."""
+    N, C = x.shape[0], x.shape[1]
+    NB, K, R1 = part.shape
+    R = R1 - 1
+    T = kh * kw
+    Cg, Kg = C // G, K // G
+    Ho, Wo = dout.shape[2], dout.shape[3]
+    L = Ho * Wo                                  # one image's stretch of a row of A or B
+    LA = ni * L
+    rc = (R1 + nrc - 1) // nrc
+    for t in prange(NB * G * nrc):
+        blk = t // (G * nrc)
+        g = (t // nrc) % G
+        r0 = (t % nrc) * rc
+        nr = min(R1, r0 + rc) - r0
+        if nr <= 0:
+            continue
+        A = np.zeros(Kg * LA, x.dtype)
+        B = np.empty(nr * LA + LA, x.dtype)
+        ones = B.shape[0] - LA
+        B[ones:] = 1
+        aoff = np.arange(Kg) * LA
+        boff = np.empty(nr, np.int64)
+        for rr in range(nr):
+            boff[rr] = ones if r0 + rr == R else rr * LA
+        out = np.empty((Kg, nr), x.dtype)
+        acc = part[blk]
+        acc[g * Kg:(g + 1) * Kg, r0:r0 + nr] = 0.0
+        for n0 in range(blk, N, NB * ni):
+            m_hi = min(ni, (N - n0 + NB - 1) // NB)    # images n0, n0 + NB, ... of this group
+            for m in range(m_hi):
+                n = n0 + m * NB
+                _dw_fill_a(A, dout, n, g, Kg, LA, m * L, Wo)
                 for rr in range(nr):
-                    acc[g * Kg + k, r0 + rr] += out[k, rr]
+                    r = r0 + rr
+                    if r < R:
+                        b0 = rr * LA + m * L
+                        _im2col_row(x[n, g * Cg + r // T], B[b0:b0 + L], Ho, Wo,
+                                    ((r // kw) % kh) * dh - pt, (r % kw) * dw - pl, sh, sw)
+            _dot_tile(A, aoff, Kg, B, boff, nr, m_hi * L, out, zero)
+            _dw_add(acc, out, g, Kg, r0, nr)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH, error_model="numpy")

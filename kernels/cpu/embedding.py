@@ -13,7 +13,9 @@ __all__ = ["embedding_fwd", "embedding_bwd"]
 def _gather(idx, w, out):
     """out[i, :] = w[idx[i], :]; prange over positions."""
     for i in prange(idx.size):
-        out[i, :] = w[idx[i], :]
+        dst, src = out[i], w[idx[i]]
+        for j in range(dst.shape[0]):          # a loop: a slice copy compiles Numba's shape-error path
+            dst[j] = src[j]
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

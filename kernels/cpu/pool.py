@@ -92,20 +92,37 @@ def _max_row(src, sp, out, am, p, oh, hs, ph, pw, W, OW, KH, KW, SW):
         am[p, uint64(oh), q] = k
 
 
+# src (P,RP,WP) (-inf padded or the input itself) -> out, am (P,OH,OW); am indexes the unpadded W-wide plane.
+# prange over planes. Three kernels, not three branches of one: the common windows get literal sizes
+# (unrolled, vectorized), and a first use compiles only the kernel it needs (a third of the compile time).
 @njit(cache=True, parallel=True, error_model="numpy")
-def _max_fwd(src, out, am, kh, kw, sh, sw, ph, pw, W):
-    """src (P,RP,WP) (-inf padded or the input itself) -> out, am (P,OH,OW); am indexes the
-    unpadded W-wide plane. prange over planes."""
-    OH, OW = out.shape[1], out.shape[2]
+def _max_fwd_2x2s2(src, out, am, sh, ph, pw, W):
     for p in prange(src.shape[0]):
-        for oh in range(OH):
-            hs = oh * sh
-            if kh == 2 and kw == 2 and sw == 2:            # literal windows: unrolled, vectorized
-                _max_row(src, p, out, am, p, oh, hs, ph, pw, W, OW, 2, 2, 2)
-            elif kh == 3 and kw == 3 and sw == 2:
-                _max_row(src, p, out, am, p, oh, hs, ph, pw, W, OW, 3, 3, 2)
-            else:
-                _max_row(src, p, out, am, p, oh, hs, ph, pw, W, OW, kh, kw, sw)
+        for oh in range(out.shape[1]):
+            _max_row(src, p, out, am, p, oh, oh * sh, ph, pw, W, out.shape[2], 2, 2, 2)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _max_fwd_3x3s2(src, out, am, sh, ph, pw, W):
+    for p in prange(src.shape[0]):
+        for oh in range(out.shape[1]):
+            _max_row(src, p, out, am, p, oh, oh * sh, ph, pw, W, out.shape[2], 3, 3, 2)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _max_fwd_any(src, out, am, kh, kw, sh, sw, ph, pw, W):
+    for p in prange(src.shape[0]):
+        for oh in range(out.shape[1]):
+            _max_row(src, p, out, am, p, oh, oh * sh, ph, pw, W, out.shape[2], kh, kw, sw)
+
+
+def _max_fwd(src, out, am, kh, kw, sh, sw, ph, pw, W):
+    if kw == sw == 2 and kh == 2:
+        _max_fwd_2x2s2(src, out, am, sh, ph, pw, W)
+    elif kw == kh == 3 and sw == 2:
+        _max_fwd_3x3s2(src, out, am, sh, ph, pw, W)
+    else:
+        _max_fwd_any(src, out, am, kh, kw, sh, sw, ph, pw, W)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
