@@ -77,6 +77,7 @@ class _Recorder:
         self.modules = {}           # id -> module called during the capture (guard: its training flag)
         self.leaves = {}            # id -> leaf tensor read (guard: its requires_grad)
         self.walked = set()         # ids of the nodes a recorded backward went through
+        self.input_where = {}       # id(argument tensor) -> its position or keyword
 
     def recording(self):
         return self.depth == 0 and threading.get_ident() == self.thread
@@ -194,8 +195,12 @@ class _Recorder:
                                        "replayed; register hooks on leaves (parameters) instead")
                 plan.append((op, tuple(None if n is None else index[id(n)] for n in node.next)))
             else:
-                plan.append((None, node))
-                self.leaves[id(node)] = node
+                where = self.input_where.get(id(node))
+                if where is None:                   # a parameter or another tensor the step read
+                    plan.append((None, node))
+                    self.leaves[id(node)] = node
+                else:                               # an argument of the step: the replay's own argument
+                    plan.append((None, _Arg(where)))
                 self.alive.append(node)
         seed = self.array_slot.get(id(grad))
         seed = (_SLOT, seed) if seed is not None else (_CONST, grad.copy())
@@ -204,8 +209,8 @@ class _Recorder:
             autograd._backward(root, grad, retain_graph)
         finally:
             self.depth -= 1
-        for op, leaf in plan:
-            if op is None and leaf.grad is not None and id(leaf.grad) not in self.grad_of:
+        for leaf in order:
+            if not isinstance(leaf, Function) and leaf.grad is not None and id(leaf.grad) not in self.grad_of:
                 self.grad_of[id(leaf.grad)] = leaf
                 self.alive.append(leaf.grad)
         self.events.append(("backward", seed, plan))
@@ -325,7 +330,7 @@ class _Plan:
                     ctxs[index] = ctx
             elif kind == "backward":
                 _, seed, plan, frees = ev
-                _replay_backward(plan, ctxs, _raw(seed, vals).copy())
+                _replay_backward(plan, ctxs, _raw(seed, vals).copy(), args, kwargs)
             else:
                 _, fn, targs, tkw, slot, frees = ev
                 out = fn(*_tensor(targs, vals), **_tensor(tkw, vals))
@@ -361,7 +366,18 @@ def _result_slots(spec):
             yield from _result_slots(e)
 
 
-def _replay_backward(plan, ctxs, seed):
+class _Arg:
+    """A leaf of the backward schedule that is an argument of the step: the replay's argument gets the grad."""
+    __slots__ = ("where",)
+
+    def __init__(self, where):
+        self.where = where
+
+    def get(self, args, kwargs):
+        return args[self.where] if isinstance(self.where, int) else kwargs[self.where]
+
+
+def _replay_backward(plan, ctxs, seed, args, kwargs):
     """autograd.backward's walk on a fixed schedule: same order, same sums, same leaf accumulation (hooks
     and end-of-backward callbacks included)."""
     grads = [None] * len(plan)
@@ -376,7 +392,7 @@ def _replay_backward(plan, ctxs, seed):
                     continue
                 grads[i] = None
                 if op is None:
-                    _accumulate(target, g)
+                    _accumulate(target.get(args, kwargs) if type(target) is _Arg else target, g)
                     continue
                 ctx = ctxs[op]
                 ctxs[op] = None                    # what it saved is freed once its backward has run
@@ -463,6 +479,7 @@ class CompiledStep:
                         raise CaptureError(f"engine.compile: argument {where} is the same tensor as an earlier "
                                            "argument; pass it once")
                     inputs.append((rec.new_slot(a), where))
+                    rec.input_where[id(a)] = where
             module_call = Module.__dict__["__call__"]
 
             def recording_call(module, *a, **kw):

@@ -299,3 +299,24 @@ def test_lengths_masks_and_indices_are_read_anew_and_checked_on_every_replay():
     bad[1] = engine.tensor(np.array([1, 6]))
     with pytest.raises(ValueError, match="valid_lens"):
         compiled(*bad)
+
+
+def test_gradients_reach_the_replays_own_arguments_and_nested_steps_are_recorded():
+    """A tensor argument that requires grad gets its gradient on each call's own tensor; a compiled function
+    called inside another's capture is recorded there (not replayed inside it)."""
+    inner = engine.compile(lambda a, b: (a * b).sum())
+
+    @engine.compile
+    def outer(a, b):
+        loss = inner(a, b) + (a ** 2).sum()
+        loss.backward()
+        return loss
+
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        a = engine.tensor(rng.standard_normal(4).astype(np.float32), requires_grad=True)
+        b = engine.tensor(rng.standard_normal(4).astype(np.float32))
+        loss = outer(a, b)
+        np.testing.assert_allclose(a.grad.numpy(), b.numpy() + 2 * a.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(float(loss), float((a * b).sum() + (a ** 2).sum()), rtol=1e-6)
+    assert outer.captures == 1 and inner.captures == 0
