@@ -69,6 +69,7 @@ class _Recorder:
         self.slot = {}              # id(Tensor) -> slot
         self.array_slot = {}        # id(array) -> slot (detach() and .data wrap a slot's array in a new Tensor)
         self.root_slot = {}         # id(root array of a slot's memory) -> slot: a view made outside an op
+        self.leaf_roots = set()     # ids of the root arrays of the leaves read (an op's view of one is no news)
         self.nslots = 0
         self.alive = []             # every tensor and array seen, kept alive so that ids stay unique
         self.grad_of = {}           # id(a .grad tensor made during the capture) -> its leaf
@@ -88,7 +89,9 @@ class _Recorder:
         self.nslots += 1
         self.slot[id(t)] = s
         self.array_slot.setdefault(id(t._data), s)
-        self.root_slot.setdefault(id(_root(t._data)), s)
+        root = id(_root(t._data))
+        if root not in self.leaf_roots:                 # w.t() of a parameter w: w stays a plain leaf
+            self.root_slot.setdefault(root, s)
         self.alive += (t, t._data)          # the array too: ids stay unique even if t._data is rebound
         return s
 
@@ -108,6 +111,7 @@ class _Recorder:
             raise CaptureError(f"engine.compile: {what} reads a tensor that shares memory with one the step "
                                f"computed but was not made by an op the capture can replay")
         self.leaves[id(t)] = t
+        self.leaf_roots.add(id(_root(t._data)))
         self.alive.append(t)
         return (_LEAF, t)
 

@@ -320,3 +320,22 @@ def test_gradients_reach_the_replays_own_arguments_and_nested_steps_are_recorded
         np.testing.assert_allclose(a.grad.numpy(), b.numpy() + 2 * a.numpy(), rtol=1e-6)
         np.testing.assert_allclose(float(loss), float((a * b).sum() + (a ** 2).sum()), rtol=1e-6)
     assert outer.captures == 1 and inner.captures == 0
+
+
+def test_views_of_parameters_and_parameters_read_again_replay():
+    """The book's from-scratch style: a parameter used through a view (w.T) and read again (weight decay)."""
+    results = []
+    for compiled in (False, True):
+        engine.manual_seed(0)
+        w = engine.randn(3, 6, requires_grad=True)
+
+        def step(x, y):
+            loss = F.cross_entropy(x @ w.T, y) + 0.01 * (w ** 2).sum()
+            loss.backward()
+            with engine.no_grad():
+                w.sub_(0.1 * w.grad)
+                w.grad.zero_()
+            return loss
+        s = engine.compile(step) if compiled else step
+        results.append([float(s(*_data(i))) for i in range(4)])
+    assert results[0] == results[1]
