@@ -7,6 +7,7 @@ Each family module (conv.py, pool.py, ...) registers
     per pass ("fwd", "bwd") and per implementation ("engine", "numpy", "torch", "cupy"), plus a FLOP and a
     byte model (bench/runner.py times them).
 """
+import contextlib
 import dataclasses
 import gc
 import importlib
@@ -184,37 +185,62 @@ def _sig(args):
     return tuple(str(a.dtype) for a in args if hasattr(a, "dtype") and hasattr(a, "shape"))
 
 
-def instrument(module, backend_name):
-    """Wrap the module's public kernels so that the first call per argument dtypes is timed (Numba compiles
-    once per signature). Idempotent; costs one dict lookup per call."""
-    for name in getattr(module, "__all__", dir(module)):
-        fn = getattr(module, name, None)
-        if not callable(fn) or getattr(fn, "_bench_wrapped", False) or not name.endswith(("_fwd", "_bwd", "_step",
-                                                                                          "_train", "_eval")):
-            continue
+_INSTRUMENTED = {}        # module -> (backend name, its public kernel names)
 
-        def wrapper(*args, _fn=fn, _name=name, **kw):
-            key = (backend_name, _name, _sig(args))
-            if _TRACE:
-                _TRACE[-1].append(key)
-            if key in FIRST_CALLS:
-                return _fn(*args, **kw)
-            t0 = time.perf_counter()
-            out = _fn(*args, **kw)
-            FIRST_CALLS[key] = (time.perf_counter() - t0, PHASE[0])
-            return out
-        wrapper._bench_wrapped = True
-        wrapper.__wrapped__ = fn
-        wrapper.__name__ = name
-        setattr(module, name, wrapper)
+
+def instrument(module, backend_name):
+    """Register the module's public kernels to be timed at their first call per argument dtypes (Numba
+    compiles once per signature). The wrappers are in place only inside `instrumenting()` (verify, and each
+    case's first call): the timed calls run the kernels themselves, so per-op rows measure the engine, not a
+    wrapper (one left in place cost 3-15 us per op)."""
+    names = [name for name in getattr(module, "__all__", dir(module))
+             if callable(getattr(module, name, None)) and name.endswith(("_fwd", "_bwd", "_step", "_train", "_eval"))]
+    _INSTRUMENTED[module] = (backend_name, names)
+
+
+def _wrap(fn, name, backend_name):
+    def wrapper(*args, **kw):
+        key = (backend_name, name, _sig(args))
+        if _TRACE:
+            _TRACE[-1].append(key)
+        if key in FIRST_CALLS:
+            return fn(*args, **kw)
+        t0 = time.perf_counter()
+        out = fn(*args, **kw)
+        FIRST_CALLS[key] = (time.perf_counter() - t0, PHASE[0])
+        return out
+    wrapper._bench_wrapped = True
+    wrapper.__wrapped__ = fn
+    wrapper.__name__ = name
+    return wrapper
+
+
+@contextlib.contextmanager
+def instrumenting():
+    """Wrappers around the registered kernels as they are now (a test may have swapped one), for the duration;
+    the kernels themselves again after. Nested uses are fine."""
+    saved = []
+    for module, (backend_name, names) in _INSTRUMENTED.items():
+        for name in names:
+            fn = getattr(module, name, None)
+            if fn is None or getattr(fn, "_bench_wrapped", False):
+                continue
+            saved.append((module, name, fn))
+            setattr(module, name, _wrap(fn, name, backend_name))
+    try:
+        yield
+    finally:
+        for module, name, fn in saved:
+            setattr(module, name, fn)
 
 
 def traced(fn):
-    """Call fn(); return (seconds, keys of the instrumented kernels it reached, in order)."""
+    """Call fn() with the kernels instrumented; return (seconds, keys of the kernels it reached, in order)."""
     _TRACE.append([])
     t0 = time.perf_counter()
     try:
-        fn()
+        with instrumenting():
+            fn()
     finally:
         dt = time.perf_counter() - t0
         keys = _TRACE.pop()

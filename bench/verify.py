@@ -169,10 +169,11 @@ def run_verify(ops=None, dtypes=("float32", "float64"), quick=False, cuda=True, 
     jobs = [(v, be, d) for be in bes for v in vops for d in dtypes]
     rows = [] if ops else unchecked(bes)
     bar = core.progress_bar(jobs, "verify", progress)
-    for v, be, d in bar:
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(f"{v.op} {be.name} {d}")
-        rows.extend(check_op(v, be, d, quick, seed))
+    with core.instrumenting():
+        for v, be, d in bar:
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"{v.op} {be.name} {d}")
+            rows.extend(check_op(v, be, d, quick, seed))
     return rows, skipped
 
 
