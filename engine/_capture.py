@@ -26,7 +26,9 @@ What a replay cannot see, a capture refuses with a CaptureError instead of freez
 reading a tensor's value into Python (`item()`, `if loss < x:`, `numpy()`, `tolist()`), drawing random
 numbers outside an op (`engine.randn` in the step; dropout draws inside its op and is replayed fresh),
 in-place ops on tensors that require grad, a backward through ops recorded before the capture, hooks on
-non-leaf tensors, and engine functions computed outside the recorded ops.
+non-leaf tensors, indexing with a boolean mask (a shape that depends on values), nll_loss, and engine
+functions computed outside the recorded ops. Value checks inside the ops (class indices, embedding rows,
+valid_lens) run on every replay; the functional wrappers' argument checks ran at the capture.
 
 The contract otherwise is CUDA graphs': a replay sees the step's arguments (new values, same shapes) and the
 current values of the tensors the capture read (parameters and buffers, updated in place by optimizers and

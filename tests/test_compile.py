@@ -226,6 +226,12 @@ def test_a_capture_refuses_what_a_replay_could_not_repeat():
         (net(x).sum() + outside).backward()
     _refused(old_graph, x, match="before the capture")
 
+    def nll(x, y):
+        loss = F.nll_loss(F.log_softmax(net(x), dim=1), y)
+        loss.backward()
+        return loss
+    _refused(nll, x, y, match="nll_loss")
+
     def masked(x):
         with engine.no_grad():
             h = net(x)
