@@ -53,6 +53,16 @@ def test_the_benchmark_models_replay_the_eager_steps_exactly(name, device="cpu")
     assert steps[1].captures == 1
 
 
+def _train_step(net, opt):
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
 def _mlp(seed=0, p=0.0):
     engine.manual_seed(seed)
     return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(p), nn.Linear(16, 3))
@@ -73,12 +83,7 @@ def test_a_replay_on_each_device_matches_the_eager_steps(device):
         net = net.to(device)
         opt = optim.AdamW(net.parameters(), lr=0.01)
 
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(net(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = _train_step(net, opt)
         s = engine.compile(step) if compiled else step
         out = []
         for i in range(3):
@@ -94,12 +99,7 @@ def test_dropout_draws_new_masks_on_every_replay_as_the_eager_step_does():
         net = _mlp(p=0.5)
         opt = optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
 
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(net(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = _train_step(net, opt)
         s = engine.compile(step) if compiled else step
         engine.manual_seed(7)
         x, y = _data(0)
@@ -165,13 +165,7 @@ def test_a_replay_frees_activations_and_gives_detached_results():
     net = _mlp()
     opt = optim.SGD(net.parameters(), lr=0.1)
 
-    @engine.compile
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = engine.compile(_train_step(net, opt))
     for i in range(3):
         loss = step(*_data(i))
         assert not loss.requires_grad and loss.is_leaf

@@ -164,6 +164,13 @@ def gemm_dw(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, flat_ok
         _gemm_dw_cols(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, ni)
 
 
+@njit(cache=True, error_model="numpy")
+def _dw_task(t, G, nrc, rc, R1):
+    """Task t of gemm_dw's prange: (image block, group, first column r0, column count nr; nr <= 0: none)."""
+    r0 = (t % nrc) * rc
+    return t // (G * nrc), (t // nrc) % G, r0, min(R1, r0 + rc) - r0
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _dw_fill_a(A, dout, n, g, Kg, LA, a0, Wp):
     """Image n's dout rows of group g into A: row k at k*LA + a0, output row oh at + oh*Wp."""
@@ -198,10 +205,7 @@ def _gemm_dw_flat(x, dout, part, G, kh, kw, pt, pl, dh, dw, nrc, zero, ni):
     LA = (ni - 1) * S + L                        # reduction length of a group of ni images
     rc = (R1 + nrc - 1) // nrc
     for t in prange(NB * G * nrc):
-        blk = t // (G * nrc)
-        g = (t // nrc) % G
-        r0 = (t % nrc) * rc
-        nr = min(R1, r0 + rc) - r0
+        blk, g, r0, nr = _dw_task(t, G, nrc, rc, R1)
         if nr <= 0:
             continue
         c_lo = min(r0 // T, Cg)
@@ -243,10 +247,7 @@ def _gemm_dw_cols(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, n
     LA = ni * L
     rc = (R1 + nrc - 1) // nrc
     for t in prange(NB * G * nrc):
-        blk = t // (G * nrc)
-        g = (t // nrc) % G
-        r0 = (t % nrc) * rc
-        nr = min(R1, r0 + rc) - r0
+        blk, g, r0, nr = _dw_task(t, G, nrc, rc, R1)
         if nr <= 0:
             continue
         A = np.zeros(Kg * LA, x.dtype)
