@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from . import autograd
+from ._capture import refuse
 from .backend import check_device, cupy, device_of, to_device
 from .tensor import Tensor, float32
 
@@ -242,17 +243,20 @@ def manual_seed(seed):
     return _rng
 
 
-def default_generator():
+def refuse_draw():
+    """A random draw outside an op: engine.compile's capture refuses it (a replay would reuse the numbers)."""
     if autograd._CAPTURE is not None:
-        autograd._CAPTURE.refuse("drew random numbers outside an op (they would be frozen into the capture)",
-                                 "draw them outside the compiled step and pass them in")
+        refuse("drew random numbers outside an op (they would be frozen into the capture)",
+               "draw them outside the compiled step and pass them in")
+
+
+def default_generator():
+    refuse_draw()
     return _rng
 
 
 def _draw(draw, size, dtype, device, requires_grad, generator, size_kw):
-    if autograd._CAPTURE is not None:
-        autograd._CAPTURE.refuse("drew random numbers outside an op (they would be frozen into the capture)",
-                                 "draw them outside the compiled step and pass them in")
+    refuse_draw()
     g = generator or _rng
     dt = float32 if dtype is None else _dtype_arg(dtype)
     if dt.kind != "f":

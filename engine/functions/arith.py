@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from .. import tensor_ops as _ops
+from .. import autograd as _autograd, tensor_ops as _ops
 from .._capture import refuse, replayable
 from ..backend import array_module as _array_module, device_of as _device_of
 from ..ops.pointwise import FloorDivide, PowTensor, Remainder
@@ -39,8 +39,9 @@ def _wrap_like(array, like):
     """`array`, computed from `like`'s data (a Tensor or an array), as a tensor; an op that let a result slip
     off like's device is a bug, reported here rather than as a device mix-up later."""
     data = like._data if isinstance(like, Tensor) else like
-    refuse(f"computed a tensor outside the recorded ops (in {sys._getframe(1).f_code.co_name})",
-           "compute it outside the compiled step and pass it in as an argument")
+    if _autograd._CAPTURE is not None:       # the frame lookup and message only while a step is captured
+        refuse(f"computed a tensor outside the recorded ops (in {sys._getframe(1).f_code.co_name})",
+               "compute it outside the compiled step and pass it in as an argument")
     if type(array) is not type(data) and _device_of(array) != _device_of(data):
         raise RuntimeError(f"internal: a result on {_device_of(array)} for data on {_device_of(data)}")
     return Tensor._wrap(array)

@@ -8,10 +8,9 @@ import numbers
 
 import numpy as np
 
-from .. import autograd
 from ..autograd import no_grad
 from ..backend import check_device, to_device
-from ..creation import _dtype_arg, _shape, default_generator, rand, randn
+from ..creation import _dtype_arg, _shape, default_generator, rand, randn, refuse_draw
 from ..tensor import Tensor
 from .dtypes import DEFAULT_FLOAT, int64, result_type
 
@@ -22,9 +21,7 @@ __all__ = ["normal", "randint", "randperm", "bernoulli", "multinomial", "rand_li
 def _gen(generator):
     if generator is None:
         return default_generator()
-    if autograd._CAPTURE is not None:
-        autograd._CAPTURE.refuse("drew random numbers outside an op (they would be frozen into the capture)",
-                                 "draw them outside the compiled step and pass them in")
+    refuse_draw()
     return generator
 
 
