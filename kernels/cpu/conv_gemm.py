@@ -205,7 +205,7 @@ def _gemm_dw_flat(x, dout, part, G, kh, kw, pt, pl, dh, dw, nrc, zero, ni):
     LA = (ni - 1) * S + L                        # reduction length of a group of ni images
     rc = (R1 + nrc - 1) // nrc
     for t in prange(NB * G * nrc):
-        blk, g, r0, nr = _dw_task(t, G, nrc, rc, R1)
+        blk, g, r0, nr = _dw_task(np.int64(t), G, nrc, rc, R1)   # int64 in typing and in the gufunc alike
         if nr <= 0:
             continue
         c_lo = min(r0 // T, Cg)
@@ -247,7 +247,7 @@ def _gemm_dw_cols(x, dout, part, G, kh, kw, sh, sw, pt, pl, dh, dw, nrc, zero, n
     LA = ni * L
     rc = (R1 + nrc - 1) // nrc
     for t in prange(NB * G * nrc):
-        blk, g, r0, nr = _dw_task(t, G, nrc, rc, R1)
+        blk, g, r0, nr = _dw_task(np.int64(t), G, nrc, rc, R1)   # int64 in typing and in the gufunc alike
         if nr <= 0:
             continue
         A = np.zeros(Kg * LA, x.dtype)
