@@ -53,3 +53,27 @@ def test_outer_gemm_matches_numpy(dtype):
     outer_gemm(A.ravel(), M, M, B.ravel(), np.arange(L) * (N + 5), L, C.ravel(), N, N, lanes, nvmax)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(C, A.T.astype(np.float64) @ B[:, :N].astype(np.float64), rtol=tol, atol=tol * L)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outer_gemm_packed_matches_numpy(dtype):
+    from kernels.cpu._dot import outer_gemm_packed, pack_cols
+    lanes, nvmax = outer_shape(np.dtype(dtype).itemsize)
+    W = lanes * nvmax
+    M, L, N = 8, 29, 2 * W + lanes                      # a last block of one vector
+    A = rng.standard_normal((L, M)).astype(dtype)
+    B = rng.standard_normal((L, N)).astype(dtype)
+    Bk = pack_cols(B, lanes, nvmax)
+    assert Bk.shape == (3, L, W) and not Bk[2, :, lanes:].any()      # zero-padded past column N
+    np.testing.assert_array_equal(Bk[1], B[:, W:2 * W])
+    C = np.full((M, N + 3), np.nan, dtype)                              # ldc > N: the margin stays untouched
+    want = A.T.astype(np.float64) @ B.astype(np.float64)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    outer_gemm_packed(A.ravel(), M, MR, M, Bk.ravel(), np.arange(L) * W, L, C.ravel(), N + 3, N, lanes, nvmax)
+    np.testing.assert_allclose(C[:, :N], want, rtol=tol, atol=tol * L)
+    assert np.isnan(C[:, N:]).all()
+    # A packed in row blocks too: (M / MR, L, MR)
+    Ak = np.ascontiguousarray(A.reshape(L, M // MR, MR).transpose(1, 0, 2))
+    C2 = np.full((M, N + 3), np.nan, dtype)
+    outer_gemm_packed(Ak.ravel(), MR, MR * L, M, Bk.ravel(), np.arange(L) * W, L, C2.ravel(), N + 3, N, lanes, nvmax)
+    np.testing.assert_array_equal(C2, C)                # the same sums in the same order: the same bits

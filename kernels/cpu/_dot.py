@@ -7,6 +7,7 @@ sums closing each block cost most of the rest, so it wants r in the hundreds).
 """
 import functools
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -174,3 +175,30 @@ def outer_gemm(A, lda, M, B, boff, L, C, ldc, N, lanes, nvmax):
         nv = min(nvmax, (N - q0) // lanes)
         for m0 in range(0, M, MR):
             outer_any(A, m0, lda, B, boff, q0, L, C, m0 * ldc + q0, ldc, nv)
+
+
+@njit(cache=True, error_model="numpy")
+def outer_gemm_packed(A, lda, ablk, M, Bk, boff, L, C, ldc, N, lanes, nvmax):
+    """outer_gemm with B in column blocks (pack_cols): C[m*ldc + q] = sum_{l < L} A[(m // MR)*ablk + l*lda + m % MR]
+    * B[l, q], Bk the flat (ceil(N / W), L, W) blocks of B (W = nvmax * lanes) and boff = arange(L) * W. A block's
+    rows are then one contiguous stretch, whole cache lines, where B's own rows give each block a strided run
+    of partial lines (on AVX2, 96-byte runs: measured 10-30% faster at the GRU's step shapes, 16 rows against
+    W_hh). A as outer_gemm takes it: ablk = MR; A packed in row blocks too, (M / MR, L, MR): lda = MR and
+    ablk = MR * L (a tall A read MR values per cache line otherwise: the GRU's dW_hh, 768 rows, ran 1.8x faster
+    on AVX2 so)."""
+    W = nvmax * lanes
+    for q0 in range(0, N, W):
+        nv = min(nvmax, (N - q0) // lanes)
+        for m0 in range(0, M, MR):
+            outer_any(A, (m0 // MR) * ablk, lda, Bk, boff, q0 * L, L, C, m0 * ldc + q0, ldc, nv)
+
+
+def pack_cols(b, lanes, nvmax):
+    """B (L, N) -> outer_gemm_packed's Bk: its column blocks of W = nvmax * lanes, (ceil(N / W), L, W), the
+    last one zero-padded."""
+    L, N = b.shape
+    W = nvmax * lanes
+    nb = -(-N // W)
+    padded = np.zeros((L, nb * W), b.dtype)
+    padded[:, :N] = b
+    return np.ascontiguousarray(padded.reshape(L, nb, W).transpose(1, 0, 2))

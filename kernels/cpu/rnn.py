@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import FASTMATH_ELEMENTWISE
-from ._dot import MR, dot_tile, outer_gemm, outer_shape
+from ._dot import MR, dot_tile, outer_gemm, outer_gemm_packed, outer_shape, pack_cols
 from ._math import vexp
 
 __all__ = ["rnn_tanh_fwd", "rnn_tanh_bwd", "gru_fwd", "gru_bwd", "lstm_fwd", "lstm_bwd"]
@@ -154,8 +154,10 @@ def _rnn_bwd_chunk(dhs, hs, h0, wT, dxw, dh0, dwp, dbp, lo, hi):
 # Row-major inside a chunk: the gate loops vectorize along the hidden units (xw, dxw, hs are (T, B, .)), and
 # the three products run on the outer-product micro-kernel (`_dot.outer_gemm`), whose vectors also run along
 # hidden units or gates: hw (rows, 3H) = h_{t-1} W_hh^T reads h_{t-1} transposed (hT, (H, rows)) and W_hh^T;
-# W_hh^T dhw reads dhw transposed and W_hh; dW_hh reads every step's dhw and h_{t-1} as (T*rows, .) rows.
-# Widths are padded to whole vectors (Gp, Hp) and rows to MR (n4) with zeros.
+# W_hh^T dhw reads dhw transposed and W_hh; dW_hh reads every step's dhw and h_{t-1}, T*rows of each, both
+# kept step by step in the packed layouts of _dot.outer_gemm_packed.
+# Widths are padded to whole vectors (Gp, Hp) and rows to MR (n4) with zeros; W_hh^T and W_hh come in the
+# micro-kernel's column blocks (_dot.pack_cols), each block's rows one contiguous stretch.
 @njit(**_OPT)
 def _gru_cell_row(x, hr, b, hh, g4, out, H, one):
     """One batch row of a GRU step: x = xw[t, row] (3H), hr = W_hh h_{t-1} (3H), hh = h_{t-1} (H), updated
@@ -196,12 +198,12 @@ def _gru_cell_row_bwd(g_, d, g4, prev, dx, da, hl, H, one):
 
 
 @njit(**_OPT)
-def _gru_fwd_chunk(xw, h0, wTp, b, hs, gates, lanes, nvmax, lo, hi):
+def _gru_fwd_chunk(xw, h0, wTk, b, hs, gates, lanes, nvmax, lo, hi):
     """Rows lo..hi-1 of hs (T, B, H) and gates (T, 4H, B) = r, z, n, hw_n (hw_n = (W_hh h_{t-1} + b_hh)'s
-    n part); wTp = W_hh^T (H, Gp), zero-padded columns. Serial."""
+    n part); wTk = W_hh^T (H, 3H) in column blocks (_dot.pack_cols). Serial."""
     T, B, G = xw.shape
     H = G // 3
-    Gp = wTp.shape[1]
+    Gp = (G + lanes - 1) // lanes * lanes
     n = hi - lo
     n4 = (n + MR - 1) // MR * MR
     one = xw.dtype.type(1.0)
@@ -209,13 +211,14 @@ def _gru_fwd_chunk(xw, h0, wTp, b, hs, gates, lanes, nvmax, lo, hi):
     h = np.empty((n, H), xw.dtype)
     hw = np.empty((n4, Gp), xw.dtype)
     gs = np.empty((n, 4 * H), xw.dtype)
-    boff = np.arange(H) * Gp
+    boff = np.arange(H) * wTk.shape[2]
     for r in range(n):
         for j in range(H):
             h[r, j] = h0[lo + r, j]
             hT[j, r] = h0[lo + r, j]
     for t in range(T):
-        outer_gemm(hT.reshape(-1), n4, n4, wTp.reshape(-1), boff, H, hw.reshape(-1), Gp, Gp, lanes, nvmax)
+        outer_gemm_packed(hT.reshape(-1), n4, MR, n4, wTk.reshape(-1), boff, H, hw.reshape(-1), Gp, Gp, lanes,
+                          nvmax)
         for r in range(n):
             _gru_cell_row(xw[t, lo + r], hw[r], b, h[r], gs[r], hs[t, lo + r], H, one)
         for j in range(H):
@@ -228,13 +231,13 @@ def _gru_fwd_chunk(xw, h0, wTp, b, hs, gates, lanes, nvmax, lo, hi):
 
 
 @njit(**_OPT)
-def _gru_bwd_chunk(dhs, hs, gates, h0, wp, dxw, dh0, dwp, dbp, lanes, nvmax, lo, hi):
+def _gru_bwd_chunk(dhs, hs, gates, h0, wk, dxw, dh0, dwp, dbp, lanes, nvmax, lo, hi):
     """Rows lo..hi-1 of dxw (T, B, 3H) (gradient of xw) and dh0 (B, H), and this chunk's partial dW_hh (3H, H)
-    and db_hh (3H,) (gradients through hw = h W_hh^T + b_hh) in dwp, dbp; wp = W_hh (3H, Hp), zero-padded
-    columns. Serial."""
+    and db_hh (3H,) (gradients through hw = h W_hh^T + b_hh) in dwp, dbp; wk = W_hh (3H, H) in column blocks
+    (_dot.pack_cols). Serial."""
     T, _, H = hs.shape
     G = 3 * H
-    Hp = wp.shape[1]
+    Hp = (H + lanes - 1) // lanes * lanes
     Gp = (G + lanes - 1) // lanes * lanes
     n = hi - lo
     n4 = (n + MR - 1) // MR * MR
@@ -245,8 +248,14 @@ def _gru_bwd_chunk(dhs, hs, gates, h0, wp, dxw, dh0, dwp, dbp, lanes, nvmax, lo,
     dwT = np.zeros((G, n4), hs.dtype)
     back = np.empty((n4, Hp), hs.dtype)
     dall = np.zeros((TN, Gp), hs.dtype)
-    hall = np.zeros((TN, Hp), hs.dtype)
-    wboff = np.arange(G) * Hp
+    # dW_hh's operands, written step by step in outer_gemm_packed's layouts: every step's dhw (dall's rows) in
+    # row blocks of MR gates, (Gp / MR, TN, MR), and h_{t-1} in column blocks of W units, (nbh, TN, W)
+    W = nvmax * lanes
+    nbh = (Hp + W - 1) // W
+    dk = np.zeros(Gp * TN, hs.dtype)
+    hk = np.zeros(nbh * TN * W, hs.dtype)
+    hl = np.empty((n, H), hs.dtype)
+    wboff = np.arange(G) * wk.shape[2]
     for t in range(T - 1, -1, -1):
         gt = gates[t]
         for j in range(4 * H):
@@ -254,19 +263,28 @@ def _gru_bwd_chunk(dhs, hs, gates, h0, wp, dxw, dh0, dwp, dbp, lanes, nvmax, lo,
                 gs[r, j] = gt[j, lo + r]
         for r in range(n):
             prev = hs[t - 1, lo + r] if t > 0 else h0[lo + r]
-            _gru_cell_row_bwd(dhs[t, lo + r], dh[r], gs[r], prev, dxw[t, lo + r], dall[t * n + r],
-                              hall[t * n + r], H, one)
+            _gru_cell_row_bwd(dhs[t, lo + r], dh[r], gs[r], prev, dxw[t, lo + r], dall[t * n + r], hl[r], H,
+                              one)
         for g in range(G):
+            gb = (g // MR) * TN * MR + g % MR
             for r in range(n):
-                dwT[g, r] = dall[t * n + r, g]
-        outer_gemm(dwT.reshape(-1), n4, n4, wp.reshape(-1), wboff, G, back.reshape(-1), Hp, Hp, lanes, nvmax)
+                v = dall[t * n + r, g]
+                dwT[g, r] = v
+                dk[gb + (t * n + r) * MR] = v
+        for kb in range(nbh):
+            k0 = kb * W
+            for r in range(n):
+                base = (kb * TN + t * n + r) * W
+                for kk in range(min(W, H - k0)):
+                    hk[base + kk] = hl[r, k0 + kk]
+        outer_gemm_packed(dwT.reshape(-1), n4, MR, n4, wk.reshape(-1), wboff, G, back.reshape(-1), Hp, Hp,
+                          lanes, nvmax)
         for r in range(n):
             d, bk = dh[r], back[r]
             for j in range(H):
                 d[j] += bk[j]                 # dh_{t-1} = z * g + W_hh^T dhw
     dwpad = np.empty((Gp, Hp), hs.dtype)
-    outer_gemm(dall.reshape(-1), Gp, Gp, hall.reshape(-1), np.arange(TN) * Hp, TN, dwpad.reshape(-1), Hp, Hp,
-               lanes, nvmax)
+    outer_gemm_packed(dk, MR, MR * TN, Gp, hk, np.arange(TN) * W, TN, dwpad.reshape(-1), Hp, Hp, lanes, nvmax)
     for g in range(G):
         for k in range(H):
             dwp[g, k] = dwpad[g, k]
@@ -385,17 +403,17 @@ def _rnn_bwd_par(dhs, hs, h0, wT, dxw, dh0, dwp, dbp):
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _gru_fwd_par(xw, h0, wTp, b, hs, gates, lanes, nvmax):
+def _gru_fwd_par(xw, h0, wTk, b, hs, gates, lanes, nvmax):
     B = xw.shape[1]
     for c in prange((B + ROWS - 1) // ROWS):
-        _gru_fwd_chunk(xw, h0, wTp, b, hs, gates, lanes, nvmax, c * ROWS, min(B, (c + 1) * ROWS))
+        _gru_fwd_chunk(xw, h0, wTk, b, hs, gates, lanes, nvmax, c * ROWS, min(B, (c + 1) * ROWS))
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _gru_bwd_par(dhs, hs, gates, h0, wp, dxw, dh0, dwp, dbp, lanes, nvmax):
+def _gru_bwd_par(dhs, hs, gates, h0, wk, dxw, dh0, dwp, dbp, lanes, nvmax):
     B = hs.shape[1]
     for c in prange((B + ROWS - 1) // ROWS):
-        _gru_bwd_chunk(dhs, hs, gates, h0, wp, dxw, dh0, dwp[c], dbp[c], lanes, nvmax, c * ROWS,
+        _gru_bwd_chunk(dhs, hs, gates, h0, wk, dxw, dh0, dwp[c], dbp[c], lanes, nvmax, c * ROWS,
                        min(B, (c + 1) * ROWS))
 
 
@@ -471,9 +489,8 @@ def gru_fwd(xw, h0, w_hh, b_hh):
     b = np.zeros(G, dt) if b_hh is None else _c(b_hh, dt)
     hs, gates = np.empty((T, B, H), dt), np.empty((T, 4 * H, B), dt)
     lanes, nvmax = outer_shape(dt.itemsize)
-    wTp = np.zeros((H, -(-G // lanes) * lanes), dt)
-    wTp[:, :G] = np.asarray(w_hh).T
-    _launch(_gru_fwd_chunk, _gru_fwd_par, B, _c(xw, dt), _c(h0, dt), wTp, b, hs, gates, lanes, nvmax)
+    wTk = pack_cols(np.asarray(w_hh, dt).T, lanes, nvmax)
+    _launch(_gru_fwd_chunk, _gru_fwd_par, B, _c(xw, dt), _c(h0, dt), wTk, b, hs, gates, lanes, nvmax)
     return hs, gates
 
 
@@ -485,9 +502,7 @@ def gru_bwd(dhs, hs, gates, h0, w_hh):
     dxw, dh0 = np.empty((T, B, 3 * H), dt), np.empty((B, H), dt)
     dwp, dbp = _partials(B, 3 * H, H, dt)
     lanes, nvmax = outer_shape(dt.itemsize)
-    wp = np.zeros((3 * H, -(-H // lanes) * lanes), dt)
-    wp[:, :H] = w_hh
-    args = (_c(dhs, dt), hs, _c(gates, dt), h0, wp, dxw, dh0)
+    args = (_c(dhs, dt), hs, _c(gates, dt), h0, pack_cols(np.asarray(w_hh, dt), lanes, nvmax), dxw, dh0)
     if B <= ROWS:
         _gru_bwd_chunk(*args, dwp[0], dbp[0], lanes, nvmax, 0, B)
     else:
